@@ -71,7 +71,10 @@ export class ManualClock implements Clock {
     for (;;) {
       let next: ManualTimer | undefined
       for (const timer of this.timers) {
-        if (timer.at <= target && (next === undefined || timer.at < next.at || (timer.at === next.at && timer.seq < next.seq))) {
+        if (
+          timer.at <= target &&
+          (next === undefined || timer.at < next.at || (timer.at === next.at && timer.seq < next.seq))
+        ) {
           next = timer
         }
       }

@@ -103,7 +103,11 @@ export class BackpressureError extends Error {
 
   /** True for a BackpressureError from any copy of this package. */
   static is(value: unknown): value is BackpressureError {
-    return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[kBackpressureError] === true
+    return (
+      typeof value === 'object' &&
+      value !== null &&
+      (value as Record<symbol, unknown>)[kBackpressureError] === true
+    )
   }
 }
 
@@ -113,7 +117,10 @@ Object.defineProperty(BackpressureError.prototype, kBackpressureError, { value: 
  * Builds a BackpressureError without capturing a stack trace: shedding happens on the hot path, and a
  * stack walk per rejected request would make rejecting nearly as costly as serving.
  */
-export function createBackpressureError(reason: RejectionReason, retryAfterSeconds: number): BackpressureError {
+export function createBackpressureError(
+  reason: RejectionReason,
+  retryAfterSeconds: number,
+): BackpressureError {
   const limit = Error.stackTraceLimit
   Error.stackTraceLimit = 0
   try {

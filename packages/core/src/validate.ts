@@ -8,7 +8,13 @@ export function assertObject(name: string, value: unknown): asserts value is Rec
   }
 }
 
-export function integerOption(name: string, value: unknown, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
+export function integerOption(
+  name: string,
+  value: unknown,
+  fallback: number,
+  min: number,
+  max = Number.MAX_SAFE_INTEGER,
+): number {
   if (value === undefined) return fallback
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
     const range = max === Number.MAX_SAFE_INTEGER ? `from ${min} and up` : `from ${min} to ${max}`
@@ -17,7 +23,14 @@ export function integerOption(name: string, value: unknown, fallback: number, mi
   return value
 }
 
-export function numberOption(name: string, value: unknown, fallback: number, min: number, max = Number.POSITIVE_INFINITY, exclusiveMin = false): number {
+export function numberOption(
+  name: string,
+  value: unknown,
+  fallback: number,
+  min: number,
+  max = Number.POSITIVE_INFINITY,
+  exclusiveMin = false,
+): number {
   if (value === undefined) return fallback
   if (
     typeof value !== 'number' ||
@@ -33,7 +46,11 @@ export function numberOption(name: string, value: unknown, fallback: number, min
 }
 
 /** A positive limit, or undefined when the option is not set (the check is then off). */
-export function optionalLimit(name: string, value: unknown, max = Number.POSITIVE_INFINITY): number | undefined {
+export function optionalLimit(
+  name: string,
+  value: unknown,
+  max = Number.POSITIVE_INFINITY,
+): number | undefined {
   if (value === undefined) return undefined
   return numberOption(name, value, 0, 0, max, true)
 }

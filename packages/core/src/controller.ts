@@ -1,0 +1,582 @@
+import { type Clock, type RandomSource, systemClock, type TimerHandle } from './clock.js'
+import {
+  CumulativeHistogram,
+  DURATION_BUCKETS_SECONDS,
+  RETRY_AFTER_BUCKETS_SECONDS,
+} from './cumulative-histogram.js'
+import {
+  type BackpressureError,
+  createBackpressureError,
+  InvalidOptionError,
+  REJECTION_REASONS,
+  type RejectionCode,
+  type RejectionReason,
+} from './errors.js'
+import { type BackpressureEventName, type BackpressureListener, EventHub } from './events.js'
+import { LatencyWindow } from './latency-window.js'
+import { type ConcurrencyLimit, type LimitOption, resolveLimit } from './limit.js'
+import { PriorityQueue, QueueEntry } from './priority-queue.js'
+import { createNodeSampler, type ProcessSampler, ProcessSignals } from './process-signals.js'
+import { type RetryAfterOption, type RetryAfterPolicy, resolveRetryAfter } from './retry-after.js'
+import type { BackpressureStats } from './stats.js'
+import {
+  assertObject,
+  booleanOption,
+  functionOption,
+  integerOption,
+  numberOption,
+  optionalLimit,
+} from './validate.js'
+
+export interface BackpressureOptions {
+  /** Requests in flight at once. @default 100 */
+  readonly maxConcurrency?: LimitOption
+  /** Requests allowed to wait for a slot; `0` means no queue. @default 1000 */
+  readonly maxQueueDepth?: number
+  /** A request that waited this long is rejected (`queue_timeout`) and never started. @default 10000 */
+  readonly maxQueueWaitMs?: number
+  /** Shed early when p99 latency over the window is above this. @default 1000 */
+  readonly latencyThresholdMs?: number
+  /** Whether latency above `latencyThresholdMs` sheds requests with a probability that grows with the overage (capped at 0.9). @default true */
+  readonly adaptiveRejection?: boolean
+  /** Length of the sliding window p99 is computed over. @default 10000 */
+  readonly latencyWindowMs?: number
+  /** Fewest samples in the window before p99 is trusted; below it, latency never sheds. @default 100 */
+  readonly latencyMinSamples?: number
+  /** What rejected clients are told to wait, in whole seconds, jittered. @default { min: 5, max: 15 } */
+  readonly retryAfter?: RetryAfterOption
+  /** Shed while the event loop's p99 delay over the sample interval is above this. Off unless set. */
+  readonly maxEventLoopDelayMs?: number
+  /** Shed while event-loop utilization over the sample interval is above this (0–1). Off unless set. */
+  readonly maxEventLoopUtilization?: number
+  /** Shed while heap used is above this many bytes. Off unless set. */
+  readonly maxHeapUsedBytes?: number
+  /** Shed while the resident set size is above this many bytes. Off unless set. */
+  readonly maxRssBytes?: number
+  /** How often the process signals are sampled. @default 1000 */
+  readonly sampleIntervalMs?: number
+  /** Told apart in metrics and events by this label. @default 'default' */
+  readonly name?: string
+  /** Time source; tests pass a ManualClock. @default the monotonic system clock with unref'd timers */
+  readonly clock?: Clock
+  /** Random source in [0, 1) for jitter and probabilistic shedding. @default Math.random */
+  readonly random?: RandomSource
+  /** Reads the process for the signals above; tests inject one. @default perf_hooks and process.memoryUsage */
+  readonly processSampler?: ProcessSampler
+}
+
+interface ResolvedOptions {
+  readonly maxQueueDepth: number
+  readonly maxQueueWaitMs: number
+  readonly latencyThresholdMs: number
+  readonly adaptiveRejection: boolean
+  readonly latencyWindowMs: number
+  readonly latencyMinSamples: number
+  readonly name: string
+}
+
+export interface AcquireOptions {
+  /** Higher runs first; FIFO within a priority. @default 0 */
+  readonly priority?: number
+  /** Aborting leaves the queue at once; the work never starts. */
+  readonly signal?: AbortSignal | undefined
+}
+
+/** Why a request was turned away, as a value: the hot path builds no Error per rejection. */
+export class Rejection {
+  readonly code: RejectionCode
+  readonly status: 503 | 429
+
+  constructor(
+    readonly reason: RejectionReason,
+    readonly retryAfterSeconds: number,
+  ) {
+    const entry = REJECTION_REASONS[reason]
+    this.code = entry.code
+    this.status = entry.status
+  }
+
+  toError(): BackpressureError {
+    return createBackpressureError(this.reason, this.retryAfterSeconds)
+  }
+}
+
+/** The right to run one request. Release it exactly when the work is done; extra calls do nothing. */
+export class Permit {
+  private released = false
+
+  /** @internal */
+  constructor(
+    private readonly controller: BackpressureController,
+    /** When the work started (clock ms). */
+    readonly startedAt: number,
+    /** How long the request waited in the queue, in ms. */
+    readonly queuedMs: number,
+  ) {}
+
+  get isReleased(): boolean {
+    return this.released
+  }
+
+  release(): void {
+    if (this.released) return
+    this.released = true
+    this.controller._release(this)
+  }
+}
+
+type Settle = (result: Permit | Rejection) => void
+
+class Waiter extends QueueEntry {
+  settle: Settle | undefined = undefined
+
+  constructor(
+    priority: number,
+    enqueuedAt: number,
+    readonly controller: BackpressureController,
+    readonly signal: AbortSignal | undefined,
+  ) {
+    super(priority, enqueuedAt)
+  }
+
+  /** The abort listener: the waiter object itself, so no closure is made per queued request. */
+  handleEvent(): void {
+    this.controller._abortWaiter(this)
+  }
+}
+
+function noop(): void {}
+
+/**
+ * Admission control: a concurrency limit with a bounded priority queue in front of it, and early
+ * shedding on latency and process signals.
+ *
+ * @example
+ * const controller = new BackpressureController({ maxConcurrency: 50, maxQueueDepth: 200 })
+ * const rows = await controller.submit(() => db.query(sql), { priority: 10 })
+ */
+export class BackpressureController {
+  readonly options: Readonly<ResolvedOptions>
+  readonly name: string
+  private readonly clock: Clock
+  private readonly random: RandomSource
+  private readonly retryAfterPolicy: RetryAfterPolicy
+  private readonly limiter: ConcurrencyLimit
+  private readonly queue = new PriorityQueue<Waiter>()
+  private readonly latency: LatencyWindow
+  private readonly signals: ProcessSignals | undefined
+  private readonly stopSampler: () => void
+  private readonly events = new EventHub()
+  private readonly durationHistogram = new CumulativeHistogram(DURATION_BUCKETS_SECONDS)
+  private readonly queueWaitHistogram = new CumulativeHistogram(DURATION_BUCKETS_SECONDS)
+  private readonly retryAfterHistogram = new CumulativeHistogram(RETRY_AFTER_BUCKETS_SECONDS)
+  private readonly rejectionCounts: Record<RejectionReason, number>
+  private inFlightCount = 0
+  private requestCount = 0
+  private admittedCount = 0
+  private completedCount = 0
+  private rejectedCount = 0
+  private timeoutTimer: TimerHandle | undefined = undefined
+  private timeoutTimerAt = 0
+  private closed = false
+  private closedPromise: Promise<void> | undefined = undefined
+  private resolveClosed: () => void = noop
+  private activeSince = -1
+  private lastPressureAt = Number.NEGATIVE_INFINITY
+  private activeMsTotal = 0
+  private readonly onTimeoutTimer = (): void => this.expireWaiters()
+
+  constructor(options: BackpressureOptions = {}) {
+    assertObject('options', options as unknown)
+    this.clock = options.clock ?? systemClock
+    this.random = functionOption<RandomSource>('random', options.random) ?? Math.random
+    const name = options.name ?? 'default'
+    if (typeof name !== 'string' || name.length === 0) {
+      throw new InvalidOptionError('name', 'a non-empty string', name)
+    }
+    this.name = name
+    const resolved: ResolvedOptions = {
+      maxQueueDepth: integerOption('maxQueueDepth', options.maxQueueDepth, 1000, 0),
+      maxQueueWaitMs: numberOption(
+        'maxQueueWaitMs',
+        options.maxQueueWaitMs,
+        10_000,
+        0,
+        Number.POSITIVE_INFINITY,
+        true,
+      ),
+      latencyThresholdMs: numberOption(
+        'latencyThresholdMs',
+        options.latencyThresholdMs,
+        1000,
+        0,
+        Number.POSITIVE_INFINITY,
+        true,
+      ),
+      adaptiveRejection: booleanOption('adaptiveRejection', options.adaptiveRejection, true),
+      latencyWindowMs: numberOption('latencyWindowMs', options.latencyWindowMs, 10_000, 100),
+      latencyMinSamples: integerOption('latencyMinSamples', options.latencyMinSamples, 100, 1),
+      name,
+    }
+    this.options = Object.freeze(resolved)
+    this.retryAfterPolicy = resolveRetryAfter(options.retryAfter, this.random)
+
+    const limits = {
+      maxEventLoopDelayMs: optionalLimit('maxEventLoopDelayMs', options.maxEventLoopDelayMs),
+      maxEventLoopUtilization: optionalLimit('maxEventLoopUtilization', options.maxEventLoopUtilization, 1),
+      maxHeapUsedBytes: optionalLimit('maxHeapUsedBytes', options.maxHeapUsedBytes),
+      maxRssBytes: optionalLimit('maxRssBytes', options.maxRssBytes),
+    }
+    const sampleIntervalMs = numberOption('sampleIntervalMs', options.sampleIntervalMs, 1000, 1)
+    const injectedSampler = functionOption<ProcessSampler>('processSampler', options.processSampler)
+
+    const now = this.clock.now()
+    this.latency = new LatencyWindow(resolved.latencyWindowMs, 10, 0.99, now)
+    this.limiter = resolveLimit(options.maxConcurrency, this.clock, this.random, (previous, limit) => {
+      this.onLimitChange(previous, limit)
+    })
+    this.rejectionCounts = Object.fromEntries(
+      Object.keys(REJECTION_REASONS).map((reason) => [reason, 0]),
+    ) as Record<RejectionReason, number>
+
+    const wantsSignals = Object.values(limits).some((limit) => limit !== undefined)
+    if (wantsSignals) {
+      const node = injectedSampler === undefined ? createNodeSampler(limits) : undefined
+      this.signals = new ProcessSignals(
+        limits,
+        sampleIntervalMs,
+        this.clock,
+        injectedSampler ?? node!.sampler,
+      )
+      this.signals.start()
+      this.stopSampler = node?.stop ?? noop
+    } else {
+      this.signals = undefined
+      this.stopSampler = noop
+    }
+  }
+
+  /** Requests in flight now. */
+  get inFlight(): number {
+    return this.inFlightCount
+  }
+
+  /** Requests waiting now. */
+  get queueDepth(): number {
+    return this.queue.size
+  }
+
+  /** The concurrency limit in force now. */
+  get limit(): number {
+    return this.limiter.value
+  }
+
+  /** Requests completed per second over the latency window. */
+  get throughputPerSecond(): number {
+    return this.latency.count / (this.options.latencyWindowMs / 1000)
+  }
+
+  /** True once `close()` was called. */
+  get isClosed(): boolean {
+    return this.closed
+  }
+
+  /**
+   * The non-throwing admission the HTTP adapters use: a Permit at once when a slot is free, a Rejection
+   * when the request is turned away, or a promise of either when it waits. Never rejects.
+   */
+  admit(priority = 0, signal?: AbortSignal): Permit | Rejection | Promise<Permit | Rejection> {
+    const now = this.clock.now()
+    this.requestCount++
+    if (this.closed) return this.reject('shutting_down', priority, now)
+
+    const shed = this.shedReason(now)
+    if (shed !== undefined) return this.reject(shed, priority, now)
+
+    if (this.inFlightCount < this.limiter.value && this.queue.size === 0) {
+      return this.start(priority, now, now)
+    }
+    if (signal?.aborted) return this.reject('aborted', priority, now)
+
+    const maxQueueDepth = this.options.maxQueueDepth
+    if (this.queue.size >= maxQueueDepth) {
+      const lowest = this.queue.lowestPriority
+      if (lowest === undefined || priority <= lowest) return this.reject('queue_full', priority, now)
+      // A higher-priority arrival takes the place of the newest low-priority waiter, so important
+      // traffic is never shed while less important traffic waits.
+      const victim = this.queue.popNewestOfLowest()!
+      this.settleWaiter(victim, this.reject('displaced', victim.priority, now))
+    }
+    return this.enqueue(priority, signal, now)
+  }
+
+  /**
+   * Waits for a permit. Rejects with a BackpressureError when the request is shed, times out, is
+   * displaced, or the controller closes; rejects with the signal's reason when aborted.
+   */
+  acquire(options: AcquireOptions = {}): Promise<Permit> {
+    const signal = options.signal
+    const result = this.admit(options.priority ?? 0, signal)
+    if (result instanceof Permit) return Promise.resolve(result)
+    if (result instanceof Rejection) return Promise.reject(errorFor(result, signal))
+    return result.then((settled) => {
+      if (settled instanceof Permit) return settled
+      throw errorFor(settled, signal)
+    })
+  }
+
+  /** A permit now, or a Rejection (`concurrency_limit` when every slot is busy): never waits, never throws. */
+  tryAcquire(options: { readonly priority?: number } = {}): Permit | Rejection {
+    const now = this.clock.now()
+    const priority = options.priority ?? 0
+    this.requestCount++
+    if (this.closed) return this.reject('shutting_down', priority, now)
+    const shed = this.shedReason(now)
+    if (shed !== undefined) return this.reject(shed, priority, now)
+    if (this.inFlightCount < this.limiter.value && this.queue.size === 0)
+      return this.start(priority, now, now)
+    return this.reject('concurrency_limit', priority, now)
+  }
+
+  /**
+   * Runs `fn` under a permit and releases it however `fn` ends.
+   * @example
+   * const user = await controller.submit(() => db.findUser(id), { priority: 5, signal })
+   */
+  async submit<T>(fn: () => T | PromiseLike<T>, options: AcquireOptions = {}): Promise<T> {
+    const permit = await this.acquire(options)
+    try {
+      return await fn()
+    } finally {
+      permit.release()
+    }
+  }
+
+  /** Builds a Rejection the way admission does (counted, evented, Retry-After drawn), for callers such as a circuit breaker or rate limiter that decide outside the queue. */
+  rejectWith(reason: RejectionReason, priority = 0, retryAfterSeconds?: number): Rejection {
+    this.requestCount++
+    return this.reject(reason, priority, this.clock.now(), retryAfterSeconds)
+  }
+
+  on<E extends BackpressureEventName>(event: E, listener: BackpressureListener<E>): () => void {
+    return this.events.on(event, listener)
+  }
+
+  /**
+   * Stops admitting: every waiter is rejected with `shutting_down`, timers stop, and the promise
+   * resolves once the work in flight has finished. Idempotent.
+   */
+  close(): Promise<void> {
+    if (this.closedPromise !== undefined) return this.closedPromise
+    this.closed = true
+    this.closedPromise = new Promise<void>((resolve) => {
+      this.resolveClosed = resolve
+    })
+    if (this.timeoutTimer !== undefined) this.clock.clearTimeout(this.timeoutTimer)
+    this.timeoutTimer = undefined
+    this.signals?.stop()
+    this.stopSampler()
+    this.limiter.stop()
+    const now = this.clock.now()
+    for (const waiter of this.queue.drain()) {
+      this.settleWaiter(waiter, this.reject('shutting_down', waiter.priority, now))
+    }
+    if (this.inFlightCount === 0) this.resolveClosed()
+    return this.closedPromise
+  }
+
+  stats(): BackpressureStats {
+    const now = this.clock.now()
+    const active = this.updateActive(now)
+    const activeMs = this.activeMsTotal + (this.activeSince >= 0 ? now - this.activeSince : 0)
+    const rejections = { ...this.rejectionCounts }
+    const sample = this.signals?.last
+    return {
+      name: this.name,
+      queueDepth: this.queue.size,
+      maxQueueDepth: this.options.maxQueueDepth,
+      inFlight: this.inFlightCount,
+      limit: this.limiter.value,
+      p50LatencyMs: this.latency.quantile(0.5, now),
+      p99LatencyMs: this.latency.quantile(0.99, now),
+      requests: this.requestCount,
+      admitted: this.admittedCount,
+      completed: this.completedCount,
+      rejected: this.rejectedCount,
+      rejections,
+      rejectionRate: this.requestCount === 0 ? 0 : this.rejectedCount / this.requestCount,
+      throughputPerSecond: this.throughputPerSecond,
+      backpressureActive: active,
+      activeSeconds: activeMs / 1000,
+      shuttingDown: this.closed,
+      eventLoopDelayMs: sample?.eventLoopDelayMs ?? 0,
+      eventLoopUtilization: sample?.eventLoopUtilization ?? 0,
+      histograms: {
+        requestDurationSeconds: this.durationHistogram.snapshot(),
+        queueWaitSeconds: this.queueWaitHistogram.snapshot(),
+        retryAfterSeconds: this.retryAfterHistogram.snapshot(),
+      },
+    }
+  }
+
+  /** @internal Called by Permit.release() exactly once per permit. */
+  _release(permit: Permit): void {
+    const now = this.clock.now()
+    this.inFlightCount--
+    this.completedCount++
+    const serviceMs = now - permit.startedAt
+    this.latency.record(serviceMs + permit.queuedMs, now)
+    this.durationHistogram.observe(serviceMs / 1000)
+    this.limiter.onSample(serviceMs, this.inFlightCount + 1, now)
+    this.drain(now)
+    if (this.closed && this.inFlightCount === 0) this.resolveClosed()
+  }
+
+  /** @internal The abort listener of a waiter. */
+  _abortWaiter(waiter: Waiter): void {
+    if (!this.queue.remove(waiter)) return
+    this.settleWaiter(waiter, this.reject('aborted', waiter.priority, this.clock.now()))
+  }
+
+  private start(priority: number, enqueuedAt: number, now: number): Permit {
+    this.inFlightCount++
+    this.admittedCount++
+    const queuedMs = now - enqueuedAt
+    this.queueWaitHistogram.observe(queuedMs / 1000)
+    if (this.events.wants('admit')) this.events.emit('admit', { name: this.name, priority, queuedMs })
+    return new Permit(this, now, queuedMs)
+  }
+
+  private enqueue(
+    priority: number,
+    signal: AbortSignal | undefined,
+    now: number,
+  ): Promise<Permit | Rejection> {
+    const waiter = new Waiter(priority, now, this, signal)
+    const promise = new Promise<Permit | Rejection>((resolve) => {
+      waiter.settle = resolve
+    })
+    this.queue.push(waiter)
+    signal?.addEventListener('abort', waiter, { once: true })
+    this.armTimeoutTimer(now)
+    this.markPressure(now)
+    if (this.events.wants('queue')) {
+      this.events.emit('queue', { name: this.name, priority, queueDepth: this.queue.size })
+    }
+    return promise
+  }
+
+  /** Hands freed slots straight to waiters, so a newcomer can never barge past the queue. */
+  private drain(now: number): void {
+    const maxWait = this.options.maxQueueWaitMs
+    while (this.inFlightCount < this.limiter.value && this.queue.size > 0) {
+      const waiter = this.queue.shift()!
+      if (now - waiter.enqueuedAt >= maxWait) {
+        this.settleWaiter(waiter, this.reject('queue_timeout', waiter.priority, now))
+        continue
+      }
+      this.settleWaiter(waiter, this.start(waiter.priority, waiter.enqueuedAt, now))
+    }
+  }
+
+  private settleWaiter(waiter: Waiter, result: Permit | Rejection): void {
+    waiter.signal?.removeEventListener('abort', waiter)
+    const settle = waiter.settle
+    waiter.settle = undefined
+    settle?.(result)
+  }
+
+  private reject(
+    reason: RejectionReason,
+    priority: number,
+    now: number,
+    retryAfterSeconds?: number,
+  ): Rejection {
+    this.rejectedCount++
+    this.rejectionCounts[reason]++
+    // A client that left is not pressure, and a rate limit is per client, not the server's state.
+    if (reason !== 'aborted' && reason !== 'rate_limited') this.markPressure(now)
+    const seconds = retryAfterSeconds ?? this.retryAfterPolicy(reason, this)
+    this.retryAfterHistogram.observe(seconds)
+    if (this.events.wants('reject')) {
+      this.events.emit('reject', {
+        name: this.name,
+        reason,
+        priority,
+        retryAfterSeconds: seconds,
+        queueDepth: this.queue.size,
+        inFlight: this.inFlightCount,
+      })
+    }
+    return new Rejection(reason, seconds)
+  }
+
+  private shedReason(now: number): RejectionReason | undefined {
+    const processReason = this.signals?.overloadReason
+    if (processReason !== undefined) return processReason
+    if (this.options.adaptiveRejection) {
+      const threshold = this.options.latencyThresholdMs
+      const p99 = this.latency.value(now, this.options.latencyMinSamples)
+      if (p99 > threshold && this.random() < Math.min(0.9, (p99 - threshold) / threshold)) return 'latency'
+    }
+    return undefined
+  }
+
+  /**
+   * One timer for the whole queue: the arrival list's head always has the earliest deadline, so the
+   * timer is set for it and re-armed after each sweep, instead of one timer per waiter.
+   */
+  private armTimeoutTimer(now: number): void {
+    const oldest = this.queue.oldest
+    if (oldest === undefined || !Number.isFinite(this.options.maxQueueWaitMs)) return
+    const due = oldest.enqueuedAt + this.options.maxQueueWaitMs
+    if (this.timeoutTimer !== undefined && this.timeoutTimerAt <= due) return
+    if (this.timeoutTimer !== undefined) this.clock.clearTimeout(this.timeoutTimer)
+    this.timeoutTimerAt = due
+    this.timeoutTimer = this.clock.setTimeout(this.onTimeoutTimer, Math.max(0, due - now))
+  }
+
+  private expireWaiters(): void {
+    this.timeoutTimer = undefined
+    const now = this.clock.now()
+    const maxWait = this.options.maxQueueWaitMs
+    for (let oldest = this.queue.oldest; oldest !== undefined; oldest = this.queue.oldest) {
+      if (now - oldest.enqueuedAt < maxWait) break
+      this.queue.remove(oldest)
+      this.settleWaiter(oldest, this.reject('queue_timeout', oldest.priority, now))
+    }
+    this.armTimeoutTimer(now)
+  }
+
+  private onLimitChange(previous: number, limit: number): void {
+    if (this.events.wants('limit')) this.events.emit('limit', { name: this.name, previous, limit })
+    // A raised limit frees slots that waiters should get now, not at the next release.
+    if (limit > previous && !this.closed) this.drain(this.clock.now())
+  }
+
+  private markPressure(now: number): void {
+    if (this.activeSince < 0) this.activeSince = now
+    this.lastPressureAt = now
+  }
+
+  /**
+   * Backpressure counts as active while requests are being queued or turned away, and for one second
+   * after the last time; the accumulated time feeds `backpressure_active_seconds_total`.
+   */
+  private updateActive(now: number): boolean {
+    if (this.queue.size > 0) this.lastPressureAt = now
+    if (this.activeSince < 0) return false
+    const endsAt = this.lastPressureAt + ACTIVE_HOLD_MS
+    if (now < endsAt) return true
+    this.activeMsTotal += endsAt - this.activeSince
+    this.activeSince = -1
+    return false
+  }
+}
+
+const ACTIVE_HOLD_MS = 1000
+
+function errorFor(rejection: Rejection, signal: AbortSignal | undefined): unknown {
+  if (rejection.reason === 'aborted' && signal?.aborted) return signal.reason
+  return rejection.toError()
+}

@@ -1,0 +1,430 @@
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import { BackpressureController, type BackpressureOptions, Permit, Rejection } from './controller.js'
+import { InvalidOptionError, type RejectionReason } from './errors.js'
+import { metricsJson, PROMETHEUS_CONTENT_TYPE, renderPrometheus } from './metrics-text.js'
+import { assertObject, functionOption } from './validate.js'
+
+/** A response the HTTP layer decided on; each adapter writes it with its framework's API. */
+export interface HttpResponse {
+  readonly status: number
+  readonly headers: Readonly<Record<string, string>>
+  readonly body: string
+}
+
+/** What `metrics.render` returns: the exposition of a registry of the user's, for example. */
+export interface MetricsExposition {
+  readonly contentType: string
+  readonly body: string
+}
+
+export interface MetricsOptions<Req> {
+  /** @default '/metrics' */
+  readonly path?: string
+  /** Answer only when this returns true (403 otherwise), e.g. to allow scrapers' addresses only. */
+  readonly guard?: (req: Req) => boolean
+  /**
+   * Renders the Prometheus text. By default, the controller's own metrics; `@backpressure/prometheus`
+   * gives a renderer over a prom-client registry that holds yours too.
+   */
+  readonly render?: () => MetricsExposition | Promise<MetricsExposition>
+}
+
+/** A row of the route table: the way Express and Koa users give routes their priority. */
+export interface RouteRule {
+  /** HTTP method, or any method when omitted. */
+  readonly method?: string
+  /** An exact path, or a prefix ending in `/*` (`/api/orders/*` matches `/api/orders/1`). */
+  readonly path: string
+  /** Priority of matching requests; higher runs first. */
+  readonly priority?: number
+  /** `false` lets matching requests bypass admission entirely. */
+  readonly backpressure?: false
+}
+
+/** What a rejected request looked like, for logging. Built only when `onReject` is set. */
+export interface RejectInfo {
+  readonly reason: RejectionReason
+  readonly status: number
+  readonly retryAfterSeconds: number
+  readonly method: string
+  readonly path: string
+  readonly priority: number
+}
+
+export interface HttpBackpressureOptions<Req> extends BackpressureOptions {
+  /** Share one controller (one budget) between several apps or routers; the core options above are then not allowed. */
+  readonly controller?: BackpressureController
+  /** Priority of every request: a number or a function of the request. Never read from a client header unless you write that function. @default 0 */
+  readonly priority?: number | ((req: Req) => number)
+  /** Per-route priority and opt-out, matched on method and path. */
+  readonly routes?: readonly RouteRule[]
+  /** Requests for which this returns true bypass admission entirely. */
+  readonly skip?: (req: Req) => boolean
+  /** Health path (GET and HEAD): never queued or rejected, always 200. `false` turns it off. @default '/health' */
+  readonly healthPath?: string | false
+  /** Readiness path: 200, or 503 only while shutting down. `false` turns it off. @default '/ready' */
+  readonly readinessPath?: string | false
+  /** The metrics route: never queued. `false` turns it off. @default { path: '/metrics' } */
+  readonly metrics?: MetricsOptions<Req> | false
+  /** Called once per rejected request, for logging or counting; keep it cheap. */
+  readonly onReject?: (info: RejectInfo, req: Req) => void
+}
+
+/** Returned by `decide()` when the request goes on to its route (admitted, bypassed, or admitted already). */
+export const PASS = Symbol('backpressure.pass')
+export type Decision = typeof PASS | HttpResponse
+
+const kState = Symbol.for('backpressure.requestState')
+const JSON_HEADERS = {
+  'content-type': 'application/json; charset=utf-8',
+  'cache-control': 'no-store',
+} as const
+
+/**
+ * What a request holds: its permit once admitted, or the abort controller of its wait. One object per
+ * request that reached the controller, stored on the response so the one `close` listener (a shared
+ * function, not a closure) can end the wait or release the permit.
+ */
+class RequestState {
+  permit: Permit | undefined = undefined
+  abort: AbortController | undefined = undefined
+  closed = false
+}
+
+type StatefulResponse = ServerResponse & { [kState]?: RequestState | true }
+
+function onResponseClose(this: StatefulResponse): void {
+  const state = this[kState]
+  if (state === undefined || state === true) return
+  state.closed = true
+  if (state.permit !== undefined) state.permit.release()
+  else state.abort?.abort()
+}
+
+interface CompiledRoutes {
+  readonly exact: Map<string, RouteRule>
+  readonly prefixes: readonly { readonly method: string; readonly prefix: string; readonly rule: RouteRule }[]
+}
+
+const CONTROLLER_OWNED_OPTIONS = [
+  'maxConcurrency',
+  'maxQueueDepth',
+  'maxQueueWaitMs',
+  'latencyThresholdMs',
+  'adaptiveRejection',
+  'latencyWindowMs',
+  'latencyMinSamples',
+  'retryAfter',
+  'maxEventLoopDelayMs',
+  'maxEventLoopUtilization',
+  'maxHeapUsedBytes',
+  'maxRssBytes',
+  'sampleIntervalMs',
+  'name',
+  'clock',
+  'random',
+  'processSampler',
+] as const
+
+/**
+ * The framework-neutral HTTP layer: every adapter maps its request onto `decide()` and writes the
+ * response it returns. All of the HTTP contract lives here, once.
+ */
+export class HttpBackpressure<Req> {
+  readonly controller: BackpressureController
+  /** True when this layer made the controller (and so closes it); false for a shared one. */
+  readonly ownsController: boolean
+  private readonly fixedPriority: number
+  private readonly priorityFn: ((req: Req) => number) | undefined
+  private readonly skip: ((req: Req) => boolean) | undefined
+  private readonly healthPath: string | undefined
+  private readonly readinessPath: string | undefined
+  private readonly metricsPath: string | undefined
+  private readonly metricsGuard: ((req: Req) => boolean) | undefined
+  private readonly metricsRender: (() => MetricsExposition | Promise<MetricsExposition>) | undefined
+  private readonly onReject: ((info: RejectInfo, req: Req) => void) | undefined
+  private readonly routes: CompiledRoutes | undefined
+
+  constructor(options: HttpBackpressureOptions<Req> = {}) {
+    assertObject('options', options as unknown)
+    if (options.controller !== undefined) {
+      if (!(options.controller instanceof BackpressureController)) {
+        throw new InvalidOptionError('controller', 'a BackpressureController', options.controller)
+      }
+      const clash = CONTROLLER_OWNED_OPTIONS.find((key) => options[key] !== undefined)
+      if (clash !== undefined) {
+        throw new InvalidOptionError(
+          clash,
+          'unset when `controller` is given (configure the shared controller instead)',
+          options[clash],
+        )
+      }
+      this.controller = options.controller
+      this.ownsController = false
+    } else {
+      this.controller = new BackpressureController(options)
+      this.ownsController = true
+    }
+
+    const priority = options.priority
+    if (typeof priority === 'function') {
+      this.priorityFn = priority
+      this.fixedPriority = 0
+    } else {
+      this.priorityFn = undefined
+      this.fixedPriority = checkPriority('priority', priority ?? 0)
+    }
+    this.skip = functionOption('skip', options.skip)
+    this.onReject = functionOption('onReject', options.onReject)
+    this.healthPath = pathOption('healthPath', options.healthPath, '/health')
+    this.readinessPath = pathOption('readinessPath', options.readinessPath, '/ready')
+    const metrics = options.metrics
+    if (metrics === false) {
+      this.metricsPath = undefined
+      this.metricsGuard = undefined
+      this.metricsRender = undefined
+    } else {
+      if (metrics !== undefined) assertObject('metrics', metrics as unknown)
+      this.metricsPath = pathOption('metrics.path', metrics?.path, '/metrics')
+      this.metricsGuard = functionOption('metrics.guard', metrics?.guard)
+      this.metricsRender = functionOption('metrics.render', metrics?.render)
+    }
+    this.routes = compileRoutes(options.routes)
+  }
+
+  /**
+   * Decides one request: health, readiness and metrics are answered without touching the queue; a
+   * skipped or opted-out route passes; anything else is admitted (the permit is released when the
+   * response closes) or rejected. `routePriority` is the framework's own per-route setting (Fastify's
+   * route config), which wins over the route table and the `priority` option.
+   *
+   * A request that already went through any backpressure layer passes: it is admitted exactly once.
+   */
+  decide(
+    req: Req,
+    method: string,
+    url: string,
+    res: ServerResponse,
+    routePriority?: number | false,
+  ): Decision | Promise<Decision> {
+    const stateful = res as StatefulResponse
+    if (stateful[kState] !== undefined) return PASS
+    const path = pathOf(url)
+
+    if (
+      (method === 'GET' || method === 'HEAD') &&
+      this.healthPath !== undefined &&
+      path === this.healthPath
+    ) {
+      return this.health()
+    }
+    if (
+      (method === 'GET' || method === 'HEAD') &&
+      this.readinessPath !== undefined &&
+      path === this.readinessPath
+    ) {
+      return this.readiness()
+    }
+    if (method === 'GET' && this.metricsPath !== undefined && path === this.metricsPath) {
+      return this.metrics(req, (res.req as IncomingMessage | undefined)?.headers.accept)
+    }
+    if (routePriority === false) return PASS
+    if (this.skip?.(req)) return PASS
+
+    let priority: number
+    if (routePriority !== undefined) {
+      priority = routePriority
+    } else {
+      const rule = this.routes === undefined ? undefined : matchRoute(this.routes, method, path)
+      if (rule?.backpressure === false) return PASS
+      priority = rule?.priority ?? (this.priorityFn === undefined ? this.fixedPriority : this.priorityFn(req))
+    }
+
+    const state = new RequestState()
+    stateful[kState] = state
+    const controller = this.controller
+    let result: Permit | Rejection | Promise<Permit | Rejection>
+    if (controller.inFlight < controller.limit && controller.queueDepth === 0) {
+      // The common case needs no AbortController: it cannot wait.
+      result = controller.admit(priority)
+    } else {
+      state.abort = new AbortController()
+      result = controller.admit(priority, state.abort.signal)
+    }
+    res.on('close', onResponseClose)
+    if (result instanceof Permit) {
+      state.permit = result
+      return PASS
+    }
+    if (result instanceof Rejection) return this.rejected(result, req, method, path, priority)
+    return result.then((settled) => {
+      if (settled instanceof Permit) {
+        // The client may have gone between the slot being handed over and this callback.
+        if (state.closed) settled.release()
+        else state.permit = settled
+        return PASS
+      }
+      return this.rejected(settled, req, method, path, priority)
+    })
+  }
+
+  /** The 503 (or 429) for a rejection: jittered whole-second Retry-After, no-store, a JSON body with a stable reason. */
+  rejectionResponse(rejection: {
+    readonly reason: RejectionReason
+    readonly retryAfterSeconds: number
+    readonly status: number
+  }): HttpResponse {
+    return {
+      status: rejection.status,
+      headers: { ...JSON_HEADERS, 'retry-after': String(rejection.retryAfterSeconds) },
+      body: `{"error":"${rejection.status === 429 ? 'Too Many Requests' : 'Service Unavailable'}","reason":"${rejection.reason}","retryAfter":${rejection.retryAfterSeconds}}`,
+    }
+  }
+
+  /**
+   * The response for an error a route threw: the 503 for a BackpressureError (for instance from
+   * `controller.submit`), undefined for anything else, which stays the route's own error.
+   */
+  errorResponse(error: unknown): HttpResponse | undefined {
+    if (!isBackpressureLike(error)) return undefined
+    return this.rejectionResponse(error)
+  }
+
+  health(): HttpResponse {
+    const stats = this.controller.stats()
+    return json(200, { status: stats.backpressureActive ? 'degraded' : 'healthy', ...metricsJson(stats) })
+  }
+
+  readiness(): HttpResponse {
+    if (this.controller.isClosed) {
+      return {
+        status: 503,
+        headers: { ...JSON_HEADERS, 'retry-after': '5' },
+        body: '{"status":"shutting_down"}',
+      }
+    }
+    return json(200, { status: 'ready' })
+  }
+
+  metrics(req: Req, accept: string | undefined): HttpResponse | Promise<HttpResponse> {
+    if (this.metricsGuard !== undefined && !this.metricsGuard(req)) {
+      return json(403, { error: 'Forbidden' })
+    }
+    if (accept?.includes('application/json')) return json(200, metricsJson(this.controller.stats()))
+    if (this.metricsRender === undefined) {
+      return {
+        status: 200,
+        headers: { 'content-type': PROMETHEUS_CONTENT_TYPE, 'cache-control': 'no-store' },
+        body: renderPrometheus([this.controller.stats()]),
+      }
+    }
+    return Promise.resolve(this.metricsRender()).then(
+      (exposition): HttpResponse => ({
+        status: 200,
+        headers: { 'content-type': exposition.contentType, 'cache-control': 'no-store' },
+        body: exposition.body,
+      }),
+    )
+  }
+
+  /** Closes the controller if this layer made it. */
+  close(): Promise<void> {
+    return this.ownsController ? this.controller.close() : Promise.resolve()
+  }
+
+  private rejected(
+    rejection: Rejection,
+    req: Req,
+    method: string,
+    path: string,
+    priority: number,
+  ): HttpResponse {
+    if (this.onReject !== undefined) {
+      this.onReject(
+        {
+          reason: rejection.reason,
+          status: rejection.status,
+          retryAfterSeconds: rejection.retryAfterSeconds,
+          method,
+          path,
+          priority,
+        },
+        req,
+      )
+    }
+    return this.rejectionResponse(rejection)
+  }
+}
+
+function isBackpressureLike(
+  error: unknown,
+): error is { reason: RejectionReason; retryAfterSeconds: number; status: number } {
+  return (
+    typeof error === 'object' &&
+    error !== null &&
+    (error as Record<symbol, unknown>)[Symbol.for('backpressure.error')] === true
+  )
+}
+
+function json(status: number, body: unknown): HttpResponse {
+  return { status, headers: JSON_HEADERS, body: JSON.stringify(body) }
+}
+
+function pathOf(url: string): string {
+  const query = url.indexOf('?')
+  return query === -1 ? url : url.slice(0, query)
+}
+
+function pathOption(name: string, value: unknown, fallback: string): string | undefined {
+  if (value === false) return undefined
+  if (value === undefined) return fallback
+  if (typeof value !== 'string' || !value.startsWith('/')) {
+    throw new InvalidOptionError(name, "a path starting with '/', or false", value)
+  }
+  return value
+}
+
+function checkPriority(name: string, value: unknown): number {
+  if (typeof value !== 'number' || !Number.isFinite(value)) {
+    throw new InvalidOptionError(name, 'a finite number or a function', value)
+  }
+  return value
+}
+
+function compileRoutes(rules: unknown): CompiledRoutes | undefined {
+  if (rules === undefined) return undefined
+  if (!Array.isArray(rules))
+    throw new InvalidOptionError('routes', 'an array of { method?, path, priority?, backpressure? }', rules)
+  const exact = new Map<string, RouteRule>()
+  const prefixes: { method: string; prefix: string; rule: RouteRule }[] = []
+  rules.forEach((rule: unknown, i) => {
+    assertObject(`routes[${i}]`, rule)
+    const { method, path, priority, backpressure } = rule as Partial<RouteRule>
+    if (method !== undefined && (typeof method !== 'string' || method.length === 0)) {
+      throw new InvalidOptionError(`routes[${i}].method`, 'an HTTP method such as "GET"', method)
+    }
+    if (typeof path !== 'string' || !path.startsWith('/')) {
+      throw new InvalidOptionError(`routes[${i}].path`, "a path starting with '/'", path)
+    }
+    if (priority !== undefined) checkPriority(`routes[${i}].priority`, priority)
+    if (backpressure !== undefined && backpressure !== false) {
+      throw new InvalidOptionError(`routes[${i}].backpressure`, 'false or unset', backpressure)
+    }
+    const key = method === undefined ? '*' : method.toUpperCase()
+    const frozen: RouteRule = Object.freeze({ ...(rule as unknown as RouteRule) })
+    if (path.endsWith('/*')) prefixes.push({ method: key, prefix: path.slice(0, -1), rule: frozen })
+    else exact.set(`${key} ${path}`, frozen)
+  })
+  // Longest prefix first, so the most specific rule wins.
+  prefixes.sort((a, b) => b.prefix.length - a.prefix.length)
+  return { exact, prefixes }
+}
+
+function matchRoute(routes: CompiledRoutes, method: string, path: string): RouteRule | undefined {
+  const exact = routes.exact.get(`${method} ${path}`) ?? routes.exact.get(`* ${path}`)
+  if (exact !== undefined) return exact
+  for (const { method: ruleMethod, prefix, rule } of routes.prefixes) {
+    if ((ruleMethod === '*' || ruleMethod === method) && path.startsWith(prefix)) return rule
+  }
+  return undefined
+}

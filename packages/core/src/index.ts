@@ -1,0 +1,49 @@
+export {
+  type Clock,
+  ManualClock,
+  type RandomSource,
+  seededRandom,
+  systemClock,
+  type TimerHandle,
+} from './clock.js'
+export {
+  type AcquireOptions,
+  BackpressureController,
+  type BackpressureOptions,
+  Permit,
+  Rejection,
+} from './controller.js'
+export type { HistogramSnapshot } from './cumulative-histogram.js'
+export { DURATION_BUCKETS_SECONDS, RETRY_AFTER_BUCKETS_SECONDS } from './cumulative-histogram.js'
+export {
+  BackpressureError,
+  ERROR_CODES,
+  INVALID_OPTION_CODE,
+  InvalidOptionError,
+  REJECTION_REASON_LIST,
+  REJECTION_REASONS,
+  type RejectionCode,
+  type RejectionReason,
+} from './errors.js'
+export {
+  type BackpressureEventName,
+  type BackpressureEvents,
+  type BackpressureListener,
+  DIAGNOSTICS_CHANNELS,
+} from './events.js'
+export {
+  type Decision,
+  HttpBackpressure,
+  type HttpBackpressureOptions,
+  type HttpResponse,
+  type MetricsExposition,
+  type MetricsOptions,
+  PASS,
+  type RejectInfo,
+  type RouteRule,
+} from './http.js'
+export { type ConcurrencyLimit, DEFAULT_MAX_CONCURRENCY, FixedLimit, type LimitOption } from './limit.js'
+export { metricsJson, PROMETHEUS_CONTENT_TYPE, renderPrometheus } from './metrics-text.js'
+export type { ProcessSample, ProcessSampler } from './process-signals.js'
+export type { RetryAfterContext, RetryAfterOption } from './retry-after.js'
+export type { BackpressureStats } from './stats.js'
