@@ -1,0 +1,52 @@
+import { describe, expect, it } from 'vitest'
+import { seededRandom } from '../src/clock.js'
+import { resolveRetryAfter } from '../src/retry-after.js'
+
+const state = { queueDepth: 0, inFlight: 0, limit: 10, throughputPerSecond: 100 }
+
+function draws(option: unknown, n = 2000, s = state) {
+  const policy = resolveRetryAfter(option, seededRandom(11))
+  return Array.from({ length: n }, () => policy('queue_full', s))
+}
+
+describe('Retry-After policies', () => {
+  it('defaults to whole seconds spread over 5–15', () => {
+    const values = draws(undefined)
+    expect(values.every((v) => Number.isInteger(v) && v >= 5 && v <= 15)).toBe(true)
+    expect(new Set(values).size).toBe(11)
+  })
+
+  it('a range draws every whole second in it', () => {
+    expect(new Set(draws({ min: 1, max: 3 }))).toEqual(new Set([1, 2, 3]))
+  })
+
+  it('a number is a base with jitter above it', () => {
+    expect(new Set(draws(10))).toEqual(new Set([10, 11, 12, 13, 14, 15]))
+    expect(new Set(draws(1))).toEqual(new Set([1, 2]))
+  })
+
+  it('a function decides, rounded up to whole seconds and at least 1', () => {
+    expect(draws(() => 2.2, 1)).toEqual([3])
+    expect(draws(() => 0, 1)).toEqual([1])
+    expect(
+      draws(
+        (c: { reason: string; queueDepth: number }) => (c.reason === 'queue_full' ? c.queueDepth + 4 : 1),
+        1,
+        { ...state, queueDepth: 3 },
+      ),
+    ).toEqual([7])
+    expect(() => draws(() => Number.NaN, 1)).toThrow(/retryAfter \(function result\)/)
+  })
+
+  it('adaptive follows the time to drain the queue, jittered and bounded', () => {
+    // 400 waiting + 100 running at 100/s: 5 s to drain, jittered over 5–10.
+    const values = draws('adaptive', 2000, { ...state, queueDepth: 400, inFlight: 100 })
+    expect(Math.min(...values)).toBe(5)
+    expect(Math.max(...values)).toBe(10)
+    const idle = draws('adaptive', 200, { ...state, queueDepth: 0, inFlight: 0 })
+    expect(Math.min(...idle)).toBeGreaterThanOrEqual(1)
+    expect(Math.max(...idle)).toBeLessThanOrEqual(2)
+    const huge = draws('adaptive', 200, { ...state, queueDepth: 1e6 })
+    expect(Math.max(...huge)).toBeLessThanOrEqual(60)
+  })
+})

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# System tools the tests use as real components: Prometheus (promtool and the server) to validate and
+# scrape /metrics, and Redis for the shared rate-limit store. Installed from Debian when missing.
+set -euo pipefail
+
+missing=()
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" != 0 ] && ! command -v sudo >/dev/null 2>&1; then
+  echo "need root (or sudo) to install: ${missing[*]}" >&2
+  exit 1
+fi
+sudo=""
+[ "$(id -u)" != 0 ] && sudo=sudo
+echo "==> installing ${missing[*]}"
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# The Debian packages start their own daemons where a service manager runs; the tests start their own.
