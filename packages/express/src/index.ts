@@ -1,0 +1,83 @@
+import {
+  type BackpressureController,
+  HttpBackpressure,
+  type HttpBackpressureOptions,
+  type HttpResponse,
+  PASS,
+} from '@backpressure/core'
+import type { ErrorRequestHandler, NextFunction, Request, RequestHandler, Response } from 'express'
+
+export type {
+  BackpressureController,
+  BackpressureOptions,
+  BackpressureStats,
+  MetricsOptions,
+  RejectInfo,
+  RouteRule,
+} from '@backpressure/core'
+export { BackpressureError } from '@backpressure/core'
+
+/** The core options, plus the HTTP options whose functions (`priority`, `skip`, …) receive Express's `req`. */
+export type BackpressureExpressOptions = HttpBackpressureOptions<Request>
+
+export interface BackpressureMiddleware extends RequestHandler {
+  /** The controller this middleware admits through: read its `stats()`, or share it with `{ controller }`. */
+  readonly controller: BackpressureController
+  /**
+   * Error middleware to add after your routes: answers a `BackpressureError` a route threw (from
+   * `controller.submit`, say) with the same JSON 503 the middleware sends, and passes anything else on.
+   */
+  readonly errorHandler: ErrorRequestHandler
+  /** Closes the controller if this middleware made it (not a shared one): queued requests get 503. */
+  close(): Promise<void>
+}
+
+/**
+ * Overload protection for Express 5: admits each request through a bounded priority queue, answers
+ * 503 with a jittered `Retry-After` when overloaded, and serves `/health`, `/ready` and `/metrics`
+ * without queueing.
+ *
+ * @example
+ * const limiter = backpressure({ routes: [{ method: 'POST', path: '/api/orders', priority: 10 }] })
+ * app.use(limiter)
+ * app.post('/api/orders', createOrder)
+ * app.use(limiter.errorHandler)
+ */
+export function backpressure(options: BackpressureExpressOptions = {}): BackpressureMiddleware {
+  const http = new HttpBackpressure<Request>(options)
+
+  const middleware = (req: Request, res: Response, next: NextFunction): void => {
+    // originalUrl, not url: under `router.use()` the mount path is stripped from url, but the route
+    // table, health and metrics paths are written as the client sees them.
+    const decision = http.decide(req, req.method, req.originalUrl, res)
+    if (decision === PASS) next()
+    else if (!(decision instanceof Promise)) write(res, decision)
+    else
+      decision.then((settled) => {
+        if (settled !== PASS) write(res, settled)
+        // A client that left while queued needs no route run for it (core released its permit already).
+        else if (!res.destroyed) next()
+      }, next)
+  }
+
+  const errorHandler: ErrorRequestHandler = (error, _req, res, next) => {
+    const response = http.errorResponse(error)
+    // Once the route has started its response there is nothing left to replace; Express ends it.
+    if (response === undefined || res.headersSent) next(error)
+    else write(res, response)
+  }
+
+  return Object.assign(middleware, {
+    controller: http.controller,
+    errorHandler,
+    close: () => http.close(),
+  })
+}
+
+// Node's own writeHead/end rather than res.send(): no ETag or charset rewriting, and the Prometheus
+// content type goes out exactly as given. Node leaves the body out for HEAD.
+function write(res: Response, response: HttpResponse): void {
+  res.writeHead(response.status, response.headers).end(response.body)
+}
+
+export default backpressure

@@ -1,0 +1,71 @@
+import { type AdapterHarness, type RouteSpec, runConformanceSuite, serve } from '@backpressure/conformance'
+import type { BackpressureController, RouteRule } from '@backpressure/core'
+import express, { type Router } from 'express'
+import { type BackpressureExpressOptions, type BackpressureMiddleware, backpressure } from '../src/index.js'
+
+/** RouteSpec.priority / optOut become rows of the route table: the Express idiom for per-route settings. */
+function withRouteTable(options: Record<string, unknown>, routes: readonly RouteSpec[]) {
+  const table: RouteRule[] = routes
+    .filter((route) => route.priority !== undefined || route.optOut === true)
+    .map((route) => ({
+      method: route.method,
+      path: route.path,
+      ...(route.priority === undefined ? {} : { priority: route.priority }),
+      ...(route.optOut === true ? { backpressure: false as const } : {}),
+    }))
+  if (table.length === 0) return options as BackpressureExpressOptions
+  const given = (options.routes as readonly RouteRule[] | undefined) ?? []
+  return { ...options, routes: [...given, ...table] } as BackpressureExpressOptions
+}
+
+function mount(router: Router, routes: readonly RouteSpec[], controller: BackpressureController): void {
+  for (const route of routes) {
+    const method = route.method === 'GET' ? 'get' : 'post'
+    router[method](route.path, async (req, res) => {
+      const result = await route.handler({ url: req.originalUrl, controller })
+      res.status(result.status ?? 200)
+      if ('body' in result) {
+        res.type('text/plain').send(result.body)
+        return
+      }
+      res.type('text/plain')
+      for await (const chunk of result.stream) {
+        if (res.destroyed) return
+        res.write(chunk)
+      }
+      res.end()
+    })
+  }
+}
+
+function listen(app: express.Express, limiter: BackpressureMiddleware) {
+  // The documented setup: the error middleware after the routes turns a thrown BackpressureError into the 503.
+  app.use(limiter.errorHandler)
+  return serve(app, limiter.controller, () => limiter.close())
+}
+
+const harness: AdapterHarness = {
+  name: 'express',
+  async start(options, routes) {
+    const app = express()
+    const limiter = backpressure(withRouteTable(options, routes))
+    app.use(limiter)
+    mount(app.router, routes, limiter.controller)
+    return listen(app, limiter)
+  },
+  async startLayered(options, inner, routes) {
+    const app = express()
+    const outer = backpressure(withRouteTable(options, routes))
+    const router = express.Router()
+    router.use(backpressure({ ...inner, controller: outer.controller } as BackpressureExpressOptions))
+    mount(router, routes, outer.controller)
+    app.use(outer)
+    app.use(router)
+    return listen(app, outer)
+  },
+  async setup(options) {
+    express().use(backpressure(options as BackpressureExpressOptions))
+  },
+}
+
+runConformanceSuite(harness)

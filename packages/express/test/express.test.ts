@@ -1,0 +1,90 @@
+import { createGate, type StartedServer, serve, until } from '@backpressure/conformance'
+import { BackpressureController, Rejection } from '@backpressure/core'
+import express from 'express'
+import { afterEach, describe, expect, it } from 'vitest'
+import { backpressure } from '../src/index.js'
+
+// Behaviours specific to Express: what its default error handler does with a BackpressureError, and
+// the router-level idiom for priority with a shared controller.
+
+const servers: StartedServer[] = []
+afterEach(async () => {
+  await Promise.all(servers.splice(0).map((server) => server.close()))
+})
+
+describe('@backpressure/express', () => {
+  it('answers a thrown BackpressureError with 503 and Retry-After even without errorHandler', async () => {
+    const app = express()
+    const limiter = backpressure({ maxConcurrency: 1, maxQueueDepth: 0, retryAfter: 7 })
+    app.use(limiter)
+    app.get('/nested', async (_req, res) => {
+      const attempt = limiter.controller.tryAcquire()
+      if (attempt instanceof Rejection) throw attempt.toError()
+      attempt.release()
+      res.send('unexpected')
+    })
+    const server = await serve(app, limiter.controller, () => limiter.close())
+    servers.push(server)
+    const res = await fetch(`${server.url}/nested`)
+    // Express 5's final handler takes the status and headers from the error (err.status, err.headers).
+    expect(res.status).toBe(503)
+    expect(res.headers.get('retry-after')).toMatch(/^[1-9]\d*$/)
+    expect(res.headers.get('content-type')).toMatch(/^text\/html/)
+    await res.text()
+    await until(() => limiter.controller.inFlight === 0, 'the permit')
+  })
+
+  it('passes errors other than BackpressureError on from errorHandler', async () => {
+    const app = express()
+    const limiter = backpressure()
+    app.use(limiter)
+    app.get('/gone', () => {
+      throw Object.assign(new Error('gone'), { status: 410 })
+    })
+    app.use(limiter.errorHandler)
+    const server = await serve(app, limiter.controller, () => limiter.close())
+    servers.push(server)
+    const res = await fetch(`${server.url}/gone`)
+    expect(res.status).toBe(410)
+    await res.text()
+  })
+
+  it('gives a router its priority with a router-level layer mounted before the app-wide one', async () => {
+    const controller = new BackpressureController({ maxConcurrency: 1, maxQueueDepth: 10 })
+    const gate = createGate()
+    const order: string[] = []
+    const admin = express.Router()
+    admin.get('/report', (_req, res) => {
+      order.push('admin')
+      res.send('report')
+    })
+    const app = express()
+    // The admin router's own layer admits its requests first (priority 10); the app-wide layer then
+    // sees them as admitted already and lets them through: one admission per request.
+    app.use('/admin', backpressure({ controller, priority: 10 }), admin)
+    app.use(backpressure({ controller }))
+    app.get('/hold', async (_req, res) => {
+      await gate.promise
+      res.send('held')
+    })
+    app.get('/work', (_req, res) => {
+      order.push('work')
+      res.send('work')
+    })
+    const server = await serve(app, controller, () => controller.close())
+    servers.push(server)
+
+    const held = fetch(`${server.url}/hold`)
+    await until(() => controller.inFlight === 1, 'the held slot')
+    const work = fetch(`${server.url}/work`)
+    await until(() => controller.queueDepth === 1, 'work queued')
+    const report = fetch(`${server.url}/admin/report`)
+    await until(() => controller.queueDepth === 2, 'admin queued')
+    gate.open()
+    expect((await report).status).toBe(200)
+    expect((await work).status).toBe(200)
+    expect((await held).status).toBe(200)
+    expect(order).toEqual(['admin', 'work'])
+    expect(controller.stats()).toMatchObject({ requests: 3, admitted: 3 })
+  })
+})
