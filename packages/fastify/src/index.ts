@@ -1,0 +1,125 @@
+import {
+  type BackpressureController,
+  type Decision,
+  HttpBackpressure,
+  type HttpBackpressureOptions,
+  type HttpResponse,
+  InvalidOptionError,
+  PASS,
+} from '@backpressure/core'
+import type {
+  FastifyPluginAsync,
+  FastifyReply,
+  FastifyRequest,
+  HookHandlerDoneFunction,
+  onRequestHookHandler,
+  RouteOptions,
+} from 'fastify'
+import fp from 'fastify-plugin'
+
+/** A route's own setting: `config: { backpressure: { priority: 10 } }`. */
+export interface BackpressureRouteConfig {
+  /** Priority of this route's requests; higher runs first. Wins over the `priority` option. @default the `priority` option */
+  readonly priority?: number
+}
+
+/** The core's options and HTTP options; `skip`, `priority` and `metrics.guard` receive the FastifyRequest. */
+export type FastifyBackpressureOptions = HttpBackpressureOptions<FastifyRequest>
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The admission controller (stats, events, `submit` for work inside routes). */
+    backpressure: BackpressureController
+  }
+  interface FastifyContextConfig {
+    /** `{ priority }` for this route, or `false` to let it bypass admission entirely. */
+    backpressure?: BackpressureRouteConfig | false
+  }
+}
+
+function send(reply: FastifyReply, response: HttpResponse): void {
+  reply.code(response.status).headers(response.headers).send(response.body)
+}
+
+/**
+ * One hook per distinct route priority, made when routes are registered: a request reads no route
+ * config, it just runs the hook its route was given. Callback style, so admission costs no promise.
+ */
+function admissionHook(http: HttpBackpressure<FastifyRequest>, routePriority: number | undefined) {
+  return function backpressureOnRequest(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    done: HookHandlerDoneFunction,
+  ): void {
+    const decision = http.decide(request, request.method, request.url, reply.raw, routePriority)
+    if (decision === PASS) done()
+    else if ('status' in decision) send(reply, decision)
+    else decision.then((settled: Decision) => (settled === PASS ? done() : send(reply, settled)), done)
+  }
+}
+
+/** Reads `config.backpressure` once, at registration: a priority, `undefined` (the default) or `false`. */
+function routeSetting(route: RouteOptions): number | undefined | false {
+  const setting: unknown = route.config?.backpressure
+  if (setting === undefined || setting === false) return setting
+  const where = `on route ${String(route.method)} ${route.url}`
+  if (typeof setting !== 'object' || setting === null || Array.isArray(setting)) {
+    throw new InvalidOptionError('config.backpressure', `false or { priority?: number } ${where}`, setting)
+  }
+  const priority: unknown = (setting as BackpressureRouteConfig).priority
+  if (priority !== undefined && (typeof priority !== 'number' || !Number.isFinite(priority))) {
+    throw new InvalidOptionError('config.backpressure.priority', `a finite number ${where}`, priority)
+  }
+  return priority
+}
+
+// Async, so an invalid option rejects `register` (avvio does not catch a callback plugin's throw).
+const plugin: FastifyPluginAsync<FastifyBackpressureOptions> = async (fastify, options) => {
+  const http = new HttpBackpressure<FastifyRequest>(options)
+  const defaultHook = admissionHook(http, undefined)
+  const hooks = new Map<number, onRequestHookHandler>()
+
+  // Routes get their own hook (first among their onRequest hooks), as @fastify/rate-limit does.
+  fastify.addHook('onRoute', (route) => {
+    const setting = routeSetting(route)
+    // A BackpressureError thrown in a route (from `controller.submit`, say) gets the same 503 as
+    // admission; any other error goes on untouched to the route's, then the app's, error handler.
+    const ownErrorHandler = route.errorHandler
+    route.errorHandler = function backpressureErrors(error, request, reply) {
+      const response = http.errorResponse(error)
+      if (response !== undefined) return send(reply, response)
+      if (ownErrorHandler !== undefined) return ownErrorHandler.call(this, error, request, reply)
+      throw error
+    }
+    if (setting === false) return
+    let hook = defaultHook as onRequestHookHandler
+    if (setting !== undefined) {
+      hook = hooks.get(setting) ?? admissionHook(http, setting)
+      hooks.set(setting, hook)
+    }
+    const own = route.onRequest
+    route.onRequest = own === undefined ? [hook] : [hook, ...(Array.isArray(own) ? own : [own])]
+  })
+  // Requests no route matches (health, readiness and metrics need no route) reach the 404 handler,
+  // which runs the app's onRequest hooks; routed requests already went through their route's hook.
+  fastify.addHook('onRequest', function notFoundAdmission(request, reply, next) {
+    if (request.is404) defaultHook.call(this, request, reply, next)
+    else next()
+  })
+
+  fastify.decorate('backpressure', http.controller)
+  fastify.addHook('onClose', (_instance, closed) => {
+    http.close().then(() => closed(), closed)
+  })
+}
+
+/**
+ * Overload protection for the whole app: a bounded priority queue in front of a concurrency limit,
+ * jittered 503s with Retry-After, health, readiness and metrics routes. Register it before your routes.
+ *
+ * @example
+ * await app.register(backpressure, { maxConcurrency: 50 })
+ * app.post('/orders', { config: { backpressure: { priority: 10 } } }, createOrder)
+ */
+export const backpressure = fp(plugin, { name: '@backpressure/fastify', fastify: '5.x' })
+export default backpressure

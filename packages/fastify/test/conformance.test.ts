@@ -1,0 +1,4 @@
+import { runConformanceSuite } from '@backpressure/conformance'
+import { fastifyHarness } from './harness.js'
+
+runConformanceSuite(fastifyHarness)
