@@ -1,0 +1,125 @@
+/**
+ * What the examples share: a database with a fixed number of connections, simulated, and the orders
+ * service over it. The pool behaves like pg-pool: `connections` queries run at once, each takes
+ * `queryMs`, and every further caller waits in an unbounded FIFO — the queue that grows without limit
+ * under overload unless something in front of it (backpressure) bounds the work let in.
+ */
+
+export interface PoolOptions {
+  /** Connections: queries that run at once. @default 4 */
+  readonly connections?: number
+  /** How long each query takes, in ms. @default 10 */
+  readonly queryMs?: number
+}
+
+export class SimulatedPool {
+  readonly connections: number
+  readonly queryMs: number
+  private active = 0
+  // An array with a moving head, compacted now and then: FIFO without shift() per dequeue.
+  private waiters: (() => void)[] = []
+  private head = 0
+  private queriesRun = 0
+
+  constructor(options: PoolOptions = {}) {
+    this.connections = options.connections ?? 4
+    this.queryMs = options.queryMs ?? 10
+    if (!Number.isInteger(this.connections) || this.connections < 1) {
+      throw new TypeError(`Expected \`connections\` to be an integer from 1 and up, got ${this.connections}`)
+    }
+    if (!(this.queryMs >= 0)) {
+      throw new TypeError(`Expected \`queryMs\` to be a number from 0 and up, got ${this.queryMs}`)
+    }
+  }
+
+  /** Queries running now. */
+  get busy(): number {
+    return this.active
+  }
+
+  /** Callers waiting for a connection now. */
+  get waiting(): number {
+    return this.waiters.length - this.head
+  }
+
+  /** Queries completed since start. */
+  get completed(): number {
+    return this.queriesRun
+  }
+
+  /** Runs `work` on a connection once one is free, after the query's simulated I/O time. */
+  async query<T>(work: () => T): Promise<T> {
+    await this.connect()
+    try {
+      await new Promise((resolve) => setTimeout(resolve, this.queryMs))
+      this.queriesRun++
+      return work()
+    } finally {
+      this.release()
+    }
+  }
+
+  private connect(): Promise<void> {
+    if (this.active < this.connections) {
+      this.active++
+      return Promise.resolve()
+    }
+    return new Promise((resolve) => this.waiters.push(resolve))
+  }
+
+  private release(): void {
+    if (this.head < this.waiters.length) {
+      // The connection goes straight to the next waiter; `active` stays the same.
+      const next = this.waiters[this.head++] as () => void
+      if (this.head > 1024 && this.head * 2 > this.waiters.length) {
+        this.waiters = this.waiters.slice(this.head)
+        this.head = 0
+      }
+      next()
+      return
+    }
+    this.active--
+  }
+}
+
+export interface Order {
+  readonly id: number
+  readonly item: string
+  readonly quantity: number
+  readonly createdAt: string
+}
+
+export interface NewOrder {
+  readonly item: string
+  readonly quantity: number
+}
+
+/** Checks a request body: `{ item: non-empty string, quantity: positive integer }`, or undefined. */
+export function parseNewOrder(body: unknown): NewOrder | undefined {
+  if (typeof body !== 'object' || body === null) return undefined
+  const { item, quantity } = body as Record<string, unknown>
+  if (typeof item !== 'string' || item.length === 0 || item.length > 200) return undefined
+  if (typeof quantity !== 'number' || !Number.isInteger(quantity) || quantity < 1) return undefined
+  return { item, quantity }
+}
+
+/** The orders API's data access: every call is one query on the pool. */
+export class OrderService {
+  private readonly orders: Order[] = []
+  private nextId = 1
+
+  constructor(readonly pool: SimulatedPool) {}
+
+  create(input: NewOrder): Promise<Order> {
+    return this.pool.query(() => {
+      const order: Order = { id: this.nextId++, ...input, createdAt: new Date().toISOString() }
+      this.orders.push(order)
+      return order
+    })
+  }
+
+  /** The newest orders first, at most `limit`. */
+  list(limit = 50): Promise<readonly Order[]> {
+    return this.pool.query(() => this.orders.slice(-limit).reverse())
+  }
+}

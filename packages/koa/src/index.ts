@@ -1,0 +1,72 @@
+import {
+  type BackpressureController,
+  HttpBackpressure,
+  type HttpBackpressureOptions,
+  type HttpResponse,
+  PASS,
+} from '@backpressure/core'
+import type { Context, Middleware } from 'koa'
+
+export type {
+  BackpressureController,
+  BackpressureOptions,
+  BackpressureStats,
+  MetricsOptions,
+  RejectInfo,
+  RouteRule,
+} from '@backpressure/core'
+export { BackpressureError } from '@backpressure/core'
+
+/** The core options, plus the HTTP options whose functions (`priority`, `skip`, …) receive Koa's `ctx`. */
+export type BackpressureKoaOptions = HttpBackpressureOptions<Context>
+
+export interface BackpressureMiddleware extends Middleware {
+  /** The controller this middleware admits through: read its `stats()`, or share it with `{ controller }`. */
+  readonly controller: BackpressureController
+  /** Closes the controller if this middleware made it (not a shared one): queued requests get 503. */
+  close(): Promise<void>
+}
+
+/**
+ * Overload protection for Koa 3: admits each request through a bounded priority queue, answers 503
+ * with a jittered `Retry-After` when overloaded, and serves `/health`, `/ready` and `/metrics` without
+ * queueing. A `BackpressureError` thrown downstream (from `controller.submit`, say) becomes the same
+ * 503; every other error goes on to Koa untouched.
+ *
+ * @example
+ * app.use(backpressure({ routes: [{ method: 'POST', path: '/api/orders', priority: 10 }] }))
+ */
+export function backpressure(options: BackpressureKoaOptions = {}): BackpressureMiddleware {
+  const http = new HttpBackpressure<Context>(options)
+
+  const middleware = async (ctx: Context, next: () => Promise<unknown>): Promise<void> => {
+    // originalUrl: a mounted sub-app or router prefix rewrites ctx.path, but the route table, health
+    // and metrics paths are written as the client sees them. The permit is bound to the Node response's
+    // 'close', not to `await next()`, which resolves before a streamed body has been sent.
+    const decided = http.decide(ctx, ctx.method, ctx.originalUrl, ctx.res)
+    // Only a queued request pays for an await; the common case stays synchronous.
+    const decision = decided instanceof Promise ? await decided : decided
+    if (decision !== PASS) return respond(ctx, decision)
+    // A client that left while queued needs no downstream work (core released its permit already).
+    if (ctx.res.destroyed) return
+    try {
+      await next()
+    } catch (error) {
+      const response = http.errorResponse(error)
+      // Once the body has started there is nothing left to replace; Koa's own handling takes over.
+      if (response === undefined || ctx.headerSent) throw error
+      respond(ctx, response)
+    }
+  }
+
+  return Object.assign(middleware, { controller: http.controller, close: () => http.close() })
+}
+
+function respond(ctx: Context, response: HttpResponse): void {
+  // Status and headers first: a content type already set keeps Koa from guessing one from the body.
+  ctx.status = response.status
+  ctx.set(response.headers)
+  ctx.body = response.body
+}
+
+export default backpressure
