@@ -12,7 +12,6 @@ import type {
   FastifyReply,
   FastifyRequest,
   HookHandlerDoneFunction,
-  onRequestHookHandler,
   RouteOptions,
 } from 'fastify'
 import fp from 'fastify-plugin'
@@ -42,8 +41,8 @@ function send(reply: FastifyReply, response: HttpResponse): void {
 }
 
 /**
- * One hook per distinct route priority, made when routes are registered: a request reads no route
- * config, it just runs the hook its route was given. Callback style, so admission costs no promise.
+ * The admission hook of a route, made when the route is registered with its priority bound, so a
+ * request reads no route config. Callback style: admission costs no promise unless it waits.
  */
 function admissionHook(http: HttpBackpressure<FastifyRequest>, routePriority: number | undefined) {
   return function backpressureOnRequest(
@@ -77,7 +76,6 @@ function routeSetting(route: RouteOptions): number | undefined | false {
 const plugin: FastifyPluginAsync<FastifyBackpressureOptions> = async (fastify, options) => {
   const http = new HttpBackpressure<FastifyRequest>(options)
   const defaultHook = admissionHook(http, undefined)
-  const hooks = new Map<number, onRequestHookHandler>()
 
   // Routes get their own hook (first among their onRequest hooks), as @fastify/rate-limit does.
   fastify.addHook('onRoute', (route) => {
@@ -92,18 +90,14 @@ const plugin: FastifyPluginAsync<FastifyBackpressureOptions> = async (fastify, o
       throw error
     }
     if (setting === false) return
-    let hook = defaultHook as onRequestHookHandler
-    if (setting !== undefined) {
-      hook = hooks.get(setting) ?? admissionHook(http, setting)
-      hooks.set(setting, hook)
-    }
+    const hook = setting === undefined ? defaultHook : admissionHook(http, setting)
     const own = route.onRequest
     route.onRequest = own === undefined ? [hook] : [hook, ...(Array.isArray(own) ? own : [own])]
   })
   // Requests no route matches (health, readiness and metrics need no route) reach the 404 handler,
   // which runs the app's onRequest hooks; routed requests already went through their route's hook.
   fastify.addHook('onRequest', function notFoundAdmission(request, reply, next) {
-    if (request.is404) defaultHook.call(this, request, reply, next)
+    if (request.is404) defaultHook(request, reply, next)
     else next()
   })
 
