@@ -1,6 +1,10 @@
 import { OrderService, type PoolOptions, parseNewOrder, SimulatedPool } from '@backpressure/example-shared'
-import { type BackpressureExpressOptions, backpressure } from '@backpressure/express'
-import express from 'express'
+import {
+  type BackpressureExpressOptions,
+  type BackpressureMiddleware,
+  backpressure,
+} from '@backpressure/express'
+import express, { type Express } from 'express'
 
 export interface ExampleOptions {
   /** The simulated database: connections and ms per query. */
@@ -9,8 +13,16 @@ export interface ExampleOptions {
   readonly backpressure?: BackpressureExpressOptions
 }
 
+export interface ExampleApp {
+  readonly app: Express
+  /** The middleware: its `controller` for stats, `close()` for draining. */
+  readonly limiter: BackpressureMiddleware
+  readonly pool: SimulatedPool
+  readonly orders: OrderService
+}
+
 /** The orders API: POST /api/orders (priority 10), GET /api/orders, plus /health, /ready and /metrics. */
-export function createApp(options: ExampleOptions = {}) {
+export function createApp(options: ExampleOptions = {}): ExampleApp {
   const pool = new SimulatedPool(options.pool)
   const orders = new OrderService(pool)
   const limiter = backpressure({

@@ -1,5 +1,5 @@
 import { OrderService, type PoolOptions, parseNewOrder, SimulatedPool } from '@backpressure/example-shared'
-import { type BackpressureKoaOptions, backpressure } from '@backpressure/koa'
+import { type BackpressureKoaOptions, type BackpressureMiddleware, backpressure } from '@backpressure/koa'
 import Router from '@koa/router'
 import Koa, { type Context } from 'koa'
 
@@ -10,8 +10,16 @@ export interface ExampleOptions {
   readonly backpressure?: BackpressureKoaOptions
 }
 
+export interface ExampleApp {
+  readonly app: Koa
+  /** The middleware: its `controller` for stats, `close()` for draining. */
+  readonly limiter: BackpressureMiddleware
+  readonly pool: SimulatedPool
+  readonly orders: OrderService
+}
+
 /** The orders API: POST /api/orders (priority 10), GET /api/orders, plus /health, /ready and /metrics. */
-export function createApp(options: ExampleOptions = {}) {
+export function createApp(options: ExampleOptions = {}): ExampleApp {
   const pool = new SimulatedPool(options.pool)
   const orders = new OrderService(pool)
   const limiter = backpressure({
