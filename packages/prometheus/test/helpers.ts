@@ -1,4 +1,6 @@
 import { spawn, spawnSync } from 'node:child_process'
+import { readFileSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
 import {
   type BackpressureController,
   type BackpressureOptions,
@@ -203,3 +205,20 @@ export async function causeEveryReason(
 }
 
 const ALL_BUT_SHUTDOWN = REJECTION_REASON_LIST.filter((reason) => reason !== 'shutting_down')
+
+export const DASHBOARD_FILE = fileURLToPath(new URL('../../../docs/grafana-dashboard.json', import.meta.url))
+
+export interface Panel {
+  id: number
+  type: string
+  title: string
+  gridPos: { x: number; y: number; w: number; h: number }
+  datasource: { type: string; uid: string }
+  targets: { refId: string; expr: string }[]
+}
+
+/** Every expression of the dashboard, for this test and the end-to-end test's queries. */
+export function dashboardExpressions(): { title: string; expr: string }[] {
+  const dashboard = JSON.parse(readFileSync(DASHBOARD_FILE, 'utf8')) as { panels: Panel[] }
+  return dashboard.panels.flatMap((panel) => panel.targets.map(({ expr }) => ({ title: panel.title, expr })))
+}

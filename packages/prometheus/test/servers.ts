@@ -18,13 +18,17 @@ export interface RunningServer {
 
 /** `/work` answers after `workMs`: enough to hold a slot while the test sends more. */
 const WORK_MS = 15
-const work = () => new Promise<void>((resolve) => setTimeout(resolve, WORK_MS))
 
 // biome-ignore lint/suspicious/noExplicitAny: the options are passed through untouched to each adapter
 type AnyOptions = HttpBackpressureOptions<any>
 
 /** Starts a real server of one adapter on 127.0.0.1, port 0, with `/work` behind backpressure. */
-export async function startServer(adapter: AdapterName, options: AnyOptions): Promise<RunningServer> {
+export async function startServer(
+  adapter: AdapterName,
+  options: AnyOptions,
+  workMs = WORK_MS,
+): Promise<RunningServer> {
+  const work = () => new Promise<void>((resolve) => setTimeout(resolve, workMs))
   if (adapter === 'fastify') {
     const app = Fastify()
     await app.register(fastifyBackpressure, options)
