@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net'
 import { BackpressureController, PROMETHEUS_CONTENT_TYPE, Rejection } from '@backpressure/core'
 import request from 'supertest'
 import { afterEach, describe, expect, it, vi } from 'vitest'
-import type { AdapterHarness, NeutralHandler, RouteSpec, StartedServer } from './harness.js'
+import type { AdapterHarness, RouteSpec, StartedServer } from './harness.js'
 
 export type {
   AdapterHarness,
@@ -655,6 +655,3 @@ export function runConformanceSuite(harness: AdapterHarness): void {
     })
   })
 }
-
-/** Handy for adapters' own tests. */
-export const noopHandler: NeutralHandler = async () => ({ body: 'ok' })
