@@ -1,0 +1,281 @@
+/**
+ * `pnpm bench`: every tier in one run — micro, macro (the overload matrix, the CPU-bound variant and the
+ * capacity steps), overhead — then raw JSON to benchmarks/results/ and docs/benchmarks.md regenerated.
+ *
+ *   pnpm bench            the full run (about 10 minutes on 2 cores)
+ *   pnpm bench --quick    a one-minute look: fewer systems, loads and rounds, shorter phases
+ *   pnpm bench --only macro,step --systems express,ours-express
+ */
+import { mkdirSync, writeFileSync } from 'node:fs'
+import { cpus, loadavg } from 'node:os'
+import { fileURLToPath } from 'node:url'
+import autocannon from 'autocannon'
+import { ioScenario, type PhaseResult, runPhase, type Scenario, stepSummary } from './macro.js'
+import { runMicro } from './micro.js'
+import { runOverhead } from './overhead.js'
+import { startServer } from './proc.js'
+import { writeReport } from './report.js'
+import { round } from './stats.js'
+import { SYSTEMS } from './systems.js'
+
+export interface StepRun {
+  readonly system: string
+  readonly step: { atMs: number; size: number; recoverAtMs: number }
+  readonly multiple: number
+  readonly summary: ReturnType<typeof stepSummary>
+  readonly phase: CompactPhase
+}
+
+export type CompactPhase = Omit<PhaseResult, 'rssSeries' | 'limitSeries' | 'load'> & {
+  load: Omit<PhaseResult['load'], 'perSecond'>
+  rssEndBytes: number
+  limitMedian: number | null
+}
+
+export interface BenchResults {
+  readonly version: 1
+  readonly quick: boolean
+  readonly startedAt: string
+  readonly durationS: number
+  readonly machine: {
+    cpu: string
+    cores: number
+    node: string
+    platform: string
+    loadavgStart: number[]
+    loadavgEnd: number[]
+  }
+  readonly command: string
+  readonly micro?: Awaited<ReturnType<typeof runMicro>>
+  readonly macro?: {
+    scenario: Scenario
+    durationMs: number
+    multiples: number[]
+    phases: CompactPhase[]
+    skipped: string[]
+  }
+  readonly cpu?: {
+    scenario: Scenario
+    durationMs: number
+    multiples: number[]
+    phases: CompactPhase[]
+    calibration: string
+  }
+  readonly steps?: StepRun[]
+  readonly overhead?: Awaited<ReturnType<typeof runOverhead>>
+}
+
+const args = process.argv.slice(2)
+const quick = args.includes('--quick')
+const flag = (name: string): string[] | undefined => {
+  const i = args.indexOf(name)
+  return i === -1 ? undefined : (args[i + 1] ?? '').split(',').filter(Boolean)
+}
+const only = new Set(flag('--only') ?? ['micro', 'macro', 'cpu', 'step', 'overhead'])
+const systemsFlag = flag('--systems')
+
+const QUICK_SYSTEMS = [
+  'express',
+  'under-pressure-elu',
+  'p-queue-guard',
+  'seed',
+  'ours-express',
+  'ours-express-tuned',
+]
+const macroSystems = systemsFlag ?? (quick ? QUICK_SYSTEMS : SYSTEMS.map((s) => s.name))
+const multiples = quick ? [1, 5] : [0.5, 1, 2, 5, 10]
+const phaseMs = quick ? 1500 : 3000
+const CPU_SYSTEMS = [
+  'express',
+  'under-pressure-elu',
+  'overload-protection',
+  'toobusy-js',
+  'seed',
+  'ours-express',
+  'ours-express-tuned',
+]
+const cpuMultiples = quick ? [] : [2, 5]
+const STEP_SYSTEMS = ['ours-express', 'ours-express-tuned', 'p-queue-guard']
+
+const began = performance.now()
+const log = (line: string): void => {
+  const s = ((performance.now() - began) / 1000).toFixed(0).padStart(4)
+  console.log(`[${s}s] ${line}`)
+}
+
+function compact(phase: PhaseResult): CompactPhase {
+  const { rssSeries, limitSeries, load, ...rest } = phase
+  const { perSecond: _perSecond, ...loadRest } = load
+  const limits = limitSeries.map((s) => s[1]).sort((a, b) => a - b)
+  return {
+    ...rest,
+    load: {
+      ...loadRest,
+      achievedRate: round(loadRest.achievedRate, 1),
+      maxSendLagMs: round(loadRest.maxSendLagMs, 1),
+      p50Ms: round(loadRest.p50Ms, 1),
+      p99Ms: round(loadRest.p99Ms, 1),
+      maxMs: round(loadRest.maxMs, 1),
+    },
+    goodputPct: round(phase.goodputPct, 1),
+    serverCpuMs: round(phase.serverCpuMs),
+    serverCpuPct: round(phase.serverCpuPct, 1),
+    rssEndBytes: rssSeries.at(-1) ?? Number.NaN,
+    limitMedian: limits.length === 0 ? null : limits[Math.floor(limits.length / 2)]!,
+  }
+}
+
+function describe(p: CompactPhase): string {
+  const l = p.load
+  return (
+    `${p.system} @${p.multiple}×: goodput ${p.goodputPct}% p99 ${l.p99Ms} ms, 503 ${l.status503WithRetryAfter + l.status503NoRetryAfter}, ` +
+    `timeouts ${l.timeouts}, sent ${Math.round(l.achievedRate)}/s, RSS ${Math.round(p.peakRssBytes / 2 ** 20)} MB`
+  )
+}
+
+const results: {
+  -readonly [K in keyof BenchResults]: BenchResults[K]
+} = {
+  version: 1,
+  quick,
+  startedAt: new Date().toISOString(),
+  durationS: 0,
+  machine: {
+    cpu: cpus()[0]?.model ?? 'unknown',
+    cores: cpus().length,
+    node: process.version,
+    platform: `${process.platform} ${process.arch}`,
+    loadavgStart: loadavg().map((v) => round(v, 2)),
+    loadavgEnd: [],
+  },
+  command: `pnpm bench${args.length > 0 ? ` ${args.join(' ')}` : ''}`,
+}
+
+if (only.has('micro')) {
+  log('micro tier')
+  results.micro = await runMicro({ rounds: quick ? 3 : 5, scale: quick ? 0.25 : 1, log })
+  for (const r of results.micro.ratios) log(`  ${r.name}: ${r.median.toFixed(2)}×`)
+}
+
+if (only.has('macro')) {
+  const scenario = ioScenario()
+  log(
+    `macro tier: P=${scenario.poolSize}, S=${scenario.queryMs} ms, C=${scenario.capacity}/s, ${macroSystems.length} systems × ${multiples.length} loads, ${phaseMs} ms each`,
+  )
+  const phases: CompactPhase[] = []
+  const skipped: string[] = []
+  for (const system of macroSystems) {
+    for (const multiple of multiples) {
+      try {
+        const phase = compact(await runPhase({ system, scenario, multiple, durationMs: phaseMs }))
+        phases.push(phase)
+        log(`  ${describe(phase)}`)
+      } catch (error) {
+        log(`  ${system}: skipped (${error instanceof Error ? error.message : String(error)})`)
+        skipped.push(system)
+        break
+      }
+    }
+  }
+  results.macro = { scenario, durationMs: phaseMs, multiples, phases, skipped }
+}
+
+if (only.has('cpu') && cpuMultiples.length > 0) {
+  // Capacity of the CPU-bound route: what unprotected Express serves closed-loop, measured now.
+  const calibrate = await startServer({
+    system: 'express',
+    poolSize: 0,
+    queryMs: 0,
+    cpuMs: 1,
+    deadlineMs: 1000,
+  })
+  let capacity: number
+  try {
+    await autocannon({ url: `${calibrate.origin}/work`, connections: 8, duration: 1 })
+    capacity = Math.round(
+      (await autocannon({ url: `${calibrate.origin}/work`, connections: 8, duration: 2 })).requests.average,
+    )
+  } finally {
+    await calibrate.kill()
+  }
+  const scenario: Scenario = { poolSize: 0, queryMs: 0, cpuMs: 1, deadlineMs: 1000, capacity }
+  log(`CPU-bound variant: 1 ms of CPU per request, C=${capacity}/s (unprotected Express, closed loop)`)
+  const phases: CompactPhase[] = []
+  for (const system of systemsFlag ?? CPU_SYSTEMS) {
+    for (const multiple of cpuMultiples) {
+      try {
+        const phase = compact(await runPhase({ system, scenario, multiple, durationMs: phaseMs }))
+        phases.push(phase)
+        log(`  ${describe(phase)}`)
+      } catch (error) {
+        log(`  ${system}: skipped (${error instanceof Error ? error.message : String(error)})`)
+        break
+      }
+    }
+  }
+  results.cpu = {
+    scenario,
+    durationMs: phaseMs,
+    multiples: cpuMultiples,
+    phases,
+    calibration: 'C = closed-loop throughput of unprotected Express on this route, measured in this run',
+  }
+}
+
+if (only.has('step')) {
+  const scenario = ioScenario()
+  const steps = quick
+    ? [{ atMs: 3000, size: 1, recoverAtMs: 6000 }]
+    : [
+        { atMs: 10_000, size: 2, recoverAtMs: 20_000 },
+        { atMs: 10_000, size: 1, recoverAtMs: 20_000 },
+      ]
+  const durationMs = quick ? 9000 : 30_000
+  const multiple = 3
+  results.steps = []
+  for (const step of steps) {
+    for (const system of systemsFlag ?? (quick ? ['ours-express'] : STEP_SYSTEMS)) {
+      log(
+        `capacity step: ${system}, pool ${scenario.poolSize} → ${step.size} at ${step.atMs / 1000} s, back at ${step.recoverAtMs / 1000} s, ${multiple}× load`,
+      )
+      try {
+        const phase = await runPhase({ system, scenario, multiple, durationMs, step })
+        const summary = stepSummary(phase, scenario, step)
+        results.steps.push({ system, step, multiple, summary, phase: compact(phase) })
+        log(
+          `  per second, % of capacity in force: ${summary.perSecond.map((s) => Math.round(s.pctOfCapacity)).join(' ')}`,
+        )
+      } catch (error) {
+        log(`  ${system}: skipped (${error instanceof Error ? error.message : String(error)})`)
+      }
+    }
+  }
+}
+
+if (only.has('overhead')) {
+  log('overhead tier')
+  results.overhead = await runOverhead({
+    rounds: quick ? 2 : 4,
+    durationS: quick ? 2 : 3,
+    fixedRate: 1000,
+    fixedMs: quick ? 1500 : 3000,
+    log,
+    ...(systemsFlag === undefined ? {} : { systems: systemsFlag }),
+  })
+  for (const r of results.overhead.ratios) {
+    log(
+      `  ${r.variant} vs ${r.base}: throughput ×${r.throughputRatios.join(', ')}; CPU/request ×${r.cpuRatios.join(', ')}`,
+    )
+  }
+}
+
+results.durationS = round((performance.now() - began) / 1000)
+results.machine.loadavgEnd = loadavg().map((v) => round(v, 2))
+const resultsDir = fileURLToPath(new URL('../results/', import.meta.url))
+mkdirSync(resultsDir, { recursive: true })
+const file = `${resultsDir}${quick ? 'quick' : 'latest'}.json`
+writeFileSync(file, `${JSON.stringify(results, null, 1)}\n`)
+log(`raw results: ${file}`)
+const written = await writeReport(results as BenchResults)
+log(`report: ${written.join(', ')}`)
+log(`done in ${results.durationS} s`)

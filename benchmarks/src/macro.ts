@@ -1,0 +1,164 @@
+/**
+ * Macro tier: real servers (one child process per system and load, so every phase starts cold and
+ * nothing carries over) over the simulated database, under open-loop load, measured from outside.
+ */
+import { type LoadResult, runLoad } from './load.js'
+import { cpuNs, memory, startServer } from './proc.js'
+import type { ChildConfig } from './server-child.js'
+import { cov, round, sleep } from './stats.js'
+
+export interface Scenario {
+  readonly poolSize: number
+  readonly queryMs: number
+  readonly cpuMs: number
+  readonly deadlineMs: number
+  /** Capacity C in requests per second. */
+  readonly capacity: number
+}
+
+export function ioScenario(poolSize = 4, queryMs = 10, deadlineMs = 1000): Scenario {
+  return { poolSize, queryMs, cpuMs: 0, deadlineMs, capacity: (poolSize * 1000) / queryMs }
+}
+
+export interface PhaseResult {
+  readonly system: string
+  readonly multiple: number
+  readonly load: LoadResult
+  /** 2xx within the deadline per second, as % of C. */
+  readonly goodputPct: number
+  readonly serverCpuMs: number
+  /** Server CPU as a share of one core over the phase. */
+  readonly serverCpuPct: number
+  readonly peakRssBytes: number
+  /** RSS at the end of the load, and its samples over the phase (every 250 ms). */
+  readonly rssSeries: number[]
+  readonly queries: number
+  readonly departedQueries: number
+  readonly limitSeries: [number, number, number, number][]
+  readonly error?: string
+}
+
+export interface PhaseOptions {
+  readonly system: string
+  readonly scenario: Scenario
+  readonly multiple: number
+  readonly durationMs: number
+  readonly warmupMs?: number
+  readonly step?: ChildConfig['step']
+  readonly onProgress?: (info: {
+    elapsedMs: number
+    sent: number
+    okInTime: number
+    shed: number
+    timeouts: number
+    inFlight: number
+    rss: number
+  }) => void
+}
+
+export async function runPhase(options: PhaseOptions): Promise<PhaseResult> {
+  const { scenario, multiple } = options
+  const config: ChildConfig = {
+    system: options.system,
+    poolSize: scenario.poolSize,
+    queryMs: scenario.queryMs,
+    cpuMs: scenario.cpuMs,
+    deadlineMs: scenario.deadlineMs,
+    ...(options.step === undefined ? {} : { step: options.step }),
+  }
+  const server = await startServer(config)
+  try {
+    // A short warm-up below capacity so the JIT has compiled the hot paths before anything counts.
+    const warmupMs = options.warmupMs ?? 400
+    if (warmupMs > 0) {
+      await runLoad({
+        origin: server.origin,
+        path: '/work',
+        rate: scenario.capacity * 0.5,
+        durationMs: warmupMs,
+        deadlineMs: scenario.deadlineMs,
+      })
+    }
+    const rssSeries: number[] = []
+    let rssNow = memory(server.pid).rss
+    const sampler = setInterval(() => {
+      rssNow = memory(server.pid).rss
+      rssSeries.push(rssNow)
+    }, 250)
+    const cpuBefore = cpuNs(server.pid)
+    const wallBefore = performance.now()
+    server.go()
+    const onProgress = options.onProgress
+    const load = await runLoad({
+      origin: server.origin,
+      path: '/work',
+      rate: scenario.capacity * multiple,
+      durationMs: options.durationMs,
+      deadlineMs: scenario.deadlineMs,
+      ...(onProgress === undefined ? {} : { onProgress: (p) => onProgress({ ...p, rss: rssNow }) }),
+    })
+    const cpuAfter = cpuNs(server.pid)
+    const wallMs = performance.now() - wallBefore
+    clearInterval(sampler)
+    const report = await server.report()
+    const peak = memory(server.pid).peak
+    const serverCpuMs = (cpuAfter - cpuBefore) / 1e6
+    return {
+      system: options.system,
+      multiple,
+      load,
+      goodputPct: (load.okInTime / (options.durationMs / 1000) / scenario.capacity) * 100,
+      serverCpuMs,
+      serverCpuPct: (serverCpuMs / wallMs) * 100,
+      peakRssBytes: peak,
+      rssSeries,
+      queries: report.queries,
+      departedQueries: report.departed,
+      limitSeries: report.limitSeries,
+    }
+  } finally {
+    await server.kill()
+  }
+}
+
+/** Goodput per second against the capacity in force that second, and the limit's settling, for a capacity step. */
+export function stepSummary(
+  phase: PhaseResult,
+  scenario: Scenario,
+  step: NonNullable<ChildConfig['step']>,
+): {
+  perSecond: {
+    second: number
+    capacity: number
+    okInTime: number
+    pctOfCapacity: number
+    limit: number | null
+  }[]
+  limitCovSteady: number | null
+} {
+  const capacityAt = (second: number): number => {
+    const ms = second * 1000
+    const size = ms >= step.atMs && ms < step.recoverAtMs ? step.size : scenario.poolSize
+    return (size * 1000) / scenario.queryMs
+  }
+  const limitAt = (second: number): number | null => {
+    const samples = phase.limitSeries.filter(([ms]) => ms >= second * 1000 && ms < (second + 1) * 1000)
+    if (samples.length === 0) return null
+    return round(samples.reduce((sum, s) => sum + s[1], 0) / samples.length, 1)
+  }
+  const seconds = Math.floor(phase.load.durationMs / 1000)
+  const perSecond = phase.load.perSecond.slice(0, seconds).map((s) => {
+    const capacity = capacityAt(s.second)
+    return {
+      second: s.second,
+      capacity,
+      okInTime: s.okInTime,
+      pctOfCapacity: round((s.okInTime / capacity) * 100, 1),
+      limit: limitAt(s.second),
+    }
+  })
+  const steady = phase.limitSeries.filter(([ms]) => ms >= 3000 && ms < step.atMs).map((s) => s[1])
+  return { perSecond, limitCovSteady: steady.length > 1 ? round(cov(steady), 3) : null }
+}
+
+export { sleep }

@@ -1,0 +1,353 @@
+/**
+ * Every system the benchmarks compare, as one small builder each: given the route's work, it returns a
+ * listening-ready `http.Server`. Runs inside the server child process (server-child.ts). A system whose
+ * package is missing fails to build and the harness reports it as skipped.
+ */
+
+import http from 'node:http'
+import { createRequire } from 'node:module'
+import type { BackpressureController } from '@backpressure/core'
+import PQueue from 'p-queue'
+import { SeedBackpressureController, SeedBackpressureError } from './seed.js'
+
+const require = createRequire(import.meta.url)
+
+/** When the request reached the server (performance.now()), stamped before any framework code runs. */
+export const ARRIVAL = Symbol('arrival')
+type Stamped = http.IncomingMessage & { [ARRIVAL]?: number }
+
+export interface SystemContext {
+  /** The route's work for this request: CPU and/or a query on the simulated database. */
+  readonly work: (req: http.IncomingMessage) => Promise<void>
+  /** Pool size P and query time S, for the systems tuned to the pool. */
+  readonly poolSize: number
+  readonly queryMs: number
+}
+
+export interface BuiltSystem {
+  readonly server: http.Server
+  /** Our controller, when the system has one: sampled for its limit over time. */
+  readonly controller?: BackpressureController
+  readonly close?: () => void
+}
+
+export interface SystemInfo {
+  readonly name: string
+  readonly label: string
+  readonly framework: 'express' | 'fastify' | 'koa'
+  readonly kind: 'naive' | 'peer' | 'seed' | 'ours'
+  readonly build: (ctx: SystemContext) => Promise<BuiltSystem>
+}
+
+function stamp(req: Stamped): void {
+  req[ARRIVAL] = performance.now()
+}
+
+export function arrivalOf(req: http.IncomingMessage): number {
+  return (req as Stamped)[ARRIVAL] ?? performance.now()
+}
+
+function serverFor(listener: http.RequestListener): http.Server {
+  const server = http.createServer(listener)
+  server.prependListener('request', stamp)
+  return server
+}
+
+/** Options of ours tuned to the pool: the limit is the pool, the queue a few queries deep. */
+export function tunedOptions(ctx: { poolSize: number }) {
+  return { maxConcurrency: ctx.poolSize, maxQueueDepth: ctx.poolSize * 2 }
+}
+
+/** The bound of the hand-written p-queue guard: a quarter second of the pool's work. */
+export function pqueueBound(ctx: { poolSize: number; queryMs: number }): number {
+  return Math.round((ctx.poolSize * 250) / ctx.queryMs)
+}
+
+// --- frameworks, bare ---------------------------------------------------------------------------
+
+async function expressApp(
+  ctx: SystemContext,
+  before: ((app: import('express').Express) => void) | undefined,
+  route?: import('express').RequestHandler,
+): Promise<http.Server> {
+  const { default: express } = await import('express')
+  const app = express()
+  before?.(app)
+  app.get(
+    '/work',
+    route ??
+      (async (req, res) => {
+        try {
+          await ctx.work(req)
+          res.json({ ok: true })
+        } catch {
+          res.status(500).end()
+        }
+      }),
+  )
+  app.get('/hello', (_req, res) => {
+    res.send('hello world')
+  })
+  return serverFor(app)
+}
+
+async function fastifyApp(
+  ctx: SystemContext,
+  before?: (app: import('fastify').FastifyInstance) => Promise<void>,
+): Promise<{ server: http.Server; app: import('fastify').FastifyInstance }> {
+  const { default: Fastify } = await import('fastify')
+  let server: http.Server | undefined
+  const app = Fastify({
+    logger: false,
+    serverFactory: (handler) => {
+      server = serverFor(handler)
+      return server
+    },
+  })
+  await before?.(app)
+  app.get('/work', async (req) => {
+    await ctx.work(req.raw)
+    return { ok: true }
+  })
+  app.get('/hello', async () => 'hello world')
+  await app.ready()
+  return { server: server!, app }
+}
+
+async function koaApp(ctx: SystemContext, before?: (app: import('koa')) => void): Promise<http.Server> {
+  const { default: Koa } = await import('koa')
+  const app = new Koa()
+  before?.(app)
+  app.use(async (kctx) => {
+    if (kctx.path === '/work') {
+      await ctx.work(kctx.req)
+      kctx.body = { ok: true }
+    } else if (kctx.path === '/hello') {
+      kctx.body = 'hello world'
+    }
+  })
+  return serverFor(app.callback())
+}
+
+// --- ours ---------------------------------------------------------------------------------------
+
+type MiddlewareWithController<T> = T & { controller: BackpressureController }
+
+async function oursExpress(ctx: SystemContext, options: object): Promise<BuiltSystem> {
+  const { backpressure } = (await import('@backpressure/express')) as {
+    backpressure: (o: object) => MiddlewareWithController<import('express').RequestHandler>
+  }
+  const middleware = backpressure(options)
+  const server = await expressApp(ctx, (app) => app.use(middleware))
+  return { server, controller: middleware.controller }
+}
+
+async function oursFastify(ctx: SystemContext, options: object): Promise<BuiltSystem> {
+  const mod = (await import('@backpressure/fastify')) as {
+    default: import('fastify').FastifyPluginAsync<object>
+  }
+  const { server, app } = await fastifyApp(ctx, async (a) => {
+    await a.register(mod.default, options)
+  })
+  const controller = (app as unknown as { backpressure?: BackpressureController }).backpressure
+  return controller === undefined ? { server } : { server, controller }
+}
+
+async function oursKoa(ctx: SystemContext, options: object): Promise<BuiltSystem> {
+  const { backpressure } = (await import('@backpressure/koa')) as {
+    backpressure: (o: object) => MiddlewareWithController<import('koa').Middleware>
+  }
+  const middleware = backpressure(options)
+  const server = await koaApp(ctx, (app) => app.use(middleware))
+  return { server, controller: middleware.controller }
+}
+
+// --- peers --------------------------------------------------------------------------------------
+
+async function underPressure(ctx: SystemContext, options: object): Promise<BuiltSystem> {
+  const { default: plugin } = await import('@fastify/under-pressure')
+  const { server } = await fastifyApp(ctx, async (app) => {
+    await app.register(plugin, options)
+  })
+  return { server }
+}
+
+async function overloadProtection(ctx: SystemContext): Promise<BuiltSystem> {
+  const protect = require('overload-protection') as (
+    framework: string,
+    options: object,
+  ) => import('express').RequestHandler & { stop(): void }
+  // Its defaults (event-loop delay over 42 ms), with the production flag so it answers like it would in production.
+  const middleware = protect('express', { production: true })
+  const server = await expressApp(ctx, (app) => app.use(middleware))
+  return { server, close: () => middleware.stop() }
+}
+
+async function toobusy(ctx: SystemContext): Promise<BuiltSystem> {
+  const busy = require('toobusy-js') as (() => boolean) & { shutdown(): void }
+  // The middleware its README shows, with its defaults (70 ms lag high-water mark).
+  const server = await expressApp(ctx, (app) =>
+    app.use((_req, res, next) => {
+      if (busy()) res.status(503).send("I'm busy right now, sorry.")
+      else next()
+    }),
+  )
+  return { server, close: () => busy.shutdown() }
+}
+
+async function pqueueGuard(ctx: SystemContext): Promise<BuiltSystem> {
+  // What a careful user writes by hand: a p-queue as wide as the pool, 503 once its queue passes a bound.
+  const queue = new PQueue({ concurrency: ctx.poolSize })
+  const bound = pqueueBound(ctx)
+  const server = await expressApp(ctx, undefined, async (req, res) => {
+    if (queue.size >= bound) {
+      res.status(503).set('Retry-After', '5').json({ error: 'Service Unavailable' })
+      return
+    }
+    try {
+      await queue.add(() => ctx.work(req))
+      res.json({ ok: true })
+    } catch {
+      res.status(500).end()
+    }
+  })
+  return { server }
+}
+
+async function seed(ctx: SystemContext): Promise<BuiltSystem> {
+  // The seed's Express middleware around its controller, with the seed's defaults.
+  const controller = new SeedBackpressureController({
+    maxQueueDepth: 1000,
+    maxConcurrency: 100,
+    latencyThresholdMs: 1000,
+    adaptiveRejection: true,
+    retryAfterSeconds: 5,
+  })
+  const server = await expressApp(ctx, undefined, async (req, res, next) => {
+    try {
+      await controller.submit(async () => {
+        await ctx.work(req)
+        res.json({ ok: true })
+      })
+    } catch (error) {
+      if (error instanceof SeedBackpressureError) {
+        res.status(503).header('Retry-After', error.retryAfterSeconds.toString()).json({
+          error: 'Service temporarily unavailable',
+          reason: error.reason,
+          retryAfter: error.retryAfterSeconds,
+        })
+      } else if (!res.headersSent) {
+        next(error)
+      }
+    }
+  })
+  return { server, close: () => controller.stop() }
+}
+
+export const SYSTEMS: readonly SystemInfo[] = [
+  {
+    name: 'express',
+    label: 'Express, unprotected',
+    framework: 'express',
+    kind: 'naive',
+    build: async (ctx) => ({ server: await expressApp(ctx, undefined) }),
+  },
+  {
+    name: 'fastify',
+    label: 'Fastify, unprotected',
+    framework: 'fastify',
+    kind: 'naive',
+    build: async (ctx) => ({ server: (await fastifyApp(ctx)).server }),
+  },
+  {
+    name: 'koa',
+    label: 'Koa, unprotected',
+    framework: 'koa',
+    kind: 'naive',
+    build: async (ctx) => ({ server: await koaApp(ctx) }),
+  },
+  {
+    name: 'under-pressure',
+    label: '@fastify/under-pressure, defaults',
+    framework: 'fastify',
+    kind: 'peer',
+    build: (ctx) => underPressure(ctx, {}),
+  },
+  {
+    name: 'under-pressure-elu',
+    label: '@fastify/under-pressure, ELU 0.98',
+    framework: 'fastify',
+    kind: 'peer',
+    build: (ctx) => underPressure(ctx, { maxEventLoopUtilization: 0.98 }),
+  },
+  {
+    name: 'overload-protection',
+    label: 'overload-protection (Express)',
+    framework: 'express',
+    kind: 'peer',
+    build: overloadProtection,
+  },
+  { name: 'toobusy-js', label: 'toobusy-js (Express)', framework: 'express', kind: 'peer', build: toobusy },
+  {
+    name: 'p-queue-guard',
+    label: 'p-queue guard sized to the pool (Express)',
+    framework: 'express',
+    kind: 'peer',
+    build: pqueueGuard,
+  },
+  {
+    name: 'seed',
+    label: "seed's reference design (Express)",
+    framework: 'express',
+    kind: 'seed',
+    build: seed,
+  },
+  {
+    name: 'ours-express',
+    label: 'ours, Express, default options',
+    framework: 'express',
+    kind: 'ours',
+    build: (ctx) => oursExpress(ctx, {}),
+  },
+  {
+    name: 'ours-express-tuned',
+    label: 'ours, Express, tuned to the pool',
+    framework: 'express',
+    kind: 'ours',
+    build: (ctx) => oursExpress(ctx, tunedOptions(ctx)),
+  },
+  {
+    name: 'ours-fastify',
+    label: 'ours, Fastify, default options',
+    framework: 'fastify',
+    kind: 'ours',
+    build: (ctx) => oursFastify(ctx, {}),
+  },
+  {
+    name: 'ours-fastify-tuned',
+    label: 'ours, Fastify, tuned to the pool',
+    framework: 'fastify',
+    kind: 'ours',
+    build: (ctx) => oursFastify(ctx, tunedOptions(ctx)),
+  },
+  {
+    name: 'ours-koa',
+    label: 'ours, Koa, default options',
+    framework: 'koa',
+    kind: 'ours',
+    build: (ctx) => oursKoa(ctx, {}),
+  },
+  {
+    name: 'ours-koa-tuned',
+    label: 'ours, Koa, tuned to the pool',
+    framework: 'koa',
+    kind: 'ours',
+    build: (ctx) => oursKoa(ctx, tunedOptions(ctx)),
+  },
+]
+
+export function systemByName(name: string): SystemInfo {
+  const system = SYSTEMS.find((s) => s.name === name)
+  if (system === undefined) throw new Error(`unknown system ${name}`)
+  return system
+}
