@@ -43,6 +43,7 @@ describe('docs/grafana-dashboard.json', () => {
   it('references only metrics we expose, from every panel, through the datasource variable', () => {
     for (const panel of dashboard.panels as Panel[]) {
       expect(panel.targets.length, panel.title).toBeGreaterThan(0)
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: Grafana's variable syntax, not a template
       expect(panel.datasource.uid).toBe('${datasource}')
       for (const { expr } of panel.targets) {
         const names = expr.match(/\bbackpressure_[a-z0-9_]+/g) ?? []

@@ -194,7 +194,7 @@ describe.skipIf(!hasPrometheus)('a real Prometheus scraping a server under overl
     expect(peakQueue).toBe(8)
     // Within scrape granularity: a 4 s rate window at 1 s scrapes.
     expect(Math.abs(promRatio - clientRatio)).toBeLessThan(0.1)
-    expect(promRate).toBeGreaterThan(clientRate * 0.6)
+    expect(promRate).toBeGreaterThan(clientRate * 0.5)
     expect(promRate).toBeLessThan(clientRate * 1.5)
   }, 25_000)
 
