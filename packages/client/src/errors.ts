@@ -1,0 +1,140 @@
+/**
+ * Stable error codes of the client. They appear in logs and in `catch` branches, so they never change
+ * once published. The client does not depend on `@backpressure/core` at runtime, so the option error
+ * is a local twin of core's with the same code and message shape.
+ */
+export const ERROR_CODES = {
+  invalidOption: 'BP_ERR_INVALID_OPTION',
+  retryFailed: 'BP_ERR_RETRY_FAILED',
+  clientThrottled: 'BP_ERR_CLIENT_THROTTLED',
+} as const
+
+/**
+ * Why the client stopped retrying:
+ * - `max_attempts`: `maxAttempts` attempts were made.
+ * - `budget_exhausted`: the shared retry budget had no retry left.
+ * - `retry_after_too_long`: the server asked to wait longer than `maxRetryAfterMs`.
+ * - `deadline`: the next attempt could not start (or finish) before `timeoutMs`.
+ * - `throttled`: adaptive throttling refused to send the retry.
+ */
+export type GiveUpReason =
+  | 'max_attempts'
+  | 'budget_exhausted'
+  | 'retry_after_too_long'
+  | 'deadline'
+  | 'throttled'
+
+// Symbol.for brands survive two copies of this package in one process, where `instanceof` would not.
+const kRetryError = Symbol.for('backpressure.client.retry-error')
+const kThrottledError = Symbol.for('backpressure.client.throttled-error')
+
+/** What a {@link RetryError} reports about the failed call. */
+export interface RetryErrorDetails {
+  reason: GiveUpReason
+  attempts: number
+  totalDelayMs: number
+  lastStatus: number | undefined
+  retryAfterMs: number | undefined
+  cause: unknown
+}
+
+/**
+ * The final failure of a call whose retryable failures (a retryable status or a network error) could
+ * not be retried any further. The body of the last response has already been drained, so the socket
+ * goes back to the pool; its status and `Retry-After` are kept here.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   await fetchWithRetry(url)
+ * } catch (error) {
+ *   if (RetryError.is(error)) log.warn({ status: error.lastStatus, attempts: error.attempts }, error.reason)
+ * }
+ * ```
+ */
+export class RetryError extends Error {
+  readonly code = ERROR_CODES.retryFailed
+  /** Why retrying stopped. */
+  readonly reason: GiveUpReason
+  /** Attempts sent (locally throttled attempts are not counted). */
+  readonly attempts: number
+  /** Milliseconds spent waiting between attempts. */
+  readonly totalDelayMs: number
+  /** Status of the last response, or of the last error carrying one; `undefined` after a network error. */
+  readonly lastStatus: number | undefined
+  /** The last valid `Retry-After`, in milliseconds. */
+  readonly retryAfterMs: number | undefined
+
+  constructor(details: RetryErrorDetails) {
+    const status = details.lastStatus === undefined ? 'no response' : `last status ${details.lastStatus}`
+    super(
+      `Gave up after ${details.attempts} attempt${details.attempts === 1 ? '' : 's'} (${details.reason}): ${status}, waited ${Math.round(details.totalDelayMs)} ms`,
+      { cause: details.cause },
+    )
+    this.name = 'RetryError'
+    this.reason = details.reason
+    this.attempts = details.attempts
+    this.totalDelayMs = details.totalDelayMs
+    this.lastStatus = details.lastStatus
+    this.retryAfterMs = details.retryAfterMs
+  }
+
+  /** True for a RetryError from any copy of this package. */
+  static is(value: unknown): value is RetryError {
+    return (
+      typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[kRetryError] === true
+    )
+  }
+}
+
+Object.defineProperty(RetryError.prototype, kRetryError, { value: true })
+
+/**
+ * Adaptive throttling refused to send a request: the server has been rejecting most recent requests,
+ * so this one is failed locally, before it can add to the overload.
+ */
+export class ThrottledError extends Error {
+  readonly code = ERROR_CODES.clientThrottled
+  /** The local rejection probability at the time of the decision. */
+  readonly probability: number
+
+  constructor(probability: number) {
+    super(
+      `Request rejected locally by adaptive throttling (rejection probability ${probability.toFixed(2)}): the server is rejecting most requests`,
+    )
+    this.name = 'ThrottledError'
+    this.probability = probability
+  }
+
+  /** True for a ThrottledError from any copy of this package. */
+  static is(value: unknown): value is ThrottledError {
+    return (
+      typeof value === 'object' &&
+      value !== null &&
+      (value as Record<symbol, unknown>)[kThrottledError] === true
+    )
+  }
+}
+
+Object.defineProperty(ThrottledError.prototype, kThrottledError, { value: true })
+
+/** Thrown at creation when an option is invalid: names the option, what was expected and what was given. */
+export class InvalidOptionError extends TypeError {
+  readonly code = ERROR_CODES.invalidOption
+  readonly option: string
+
+  constructor(option: string, expected: string, given: unknown) {
+    super(`Expected \`${option}\` to be ${expected}, got ${describe(given)}`)
+    this.name = 'InvalidOptionError'
+    this.option = option
+  }
+}
+
+function describe(value: unknown): string {
+  if (typeof value === 'string') return `\`${JSON.stringify(value)}\` (string)`
+  if (typeof value === 'function') return '(function)'
+  if (value === null) return '`null`'
+  if (Array.isArray(value)) return '(array)'
+  if (typeof value === 'object') return '(object)'
+  return `\`${String(value)}\` (${typeof value})`
+}

@@ -1,0 +1,24 @@
+export { fullJitterBackoff } from './backoff.js'
+export { RetryBudget, type RetryBudgetOptions } from './budget.js'
+export { isNetworkError } from './classify.js'
+export { type Clock, type RandomSource, systemClock, type TimerHandle } from './clock.js'
+export {
+  ERROR_CODES,
+  type GiveUpReason,
+  InvalidOptionError,
+  RetryError,
+  type RetryErrorDetails,
+  ThrottledError,
+} from './errors.js'
+export { type ClientOptions, createFetch, type FetchLike } from './fetch.js'
+export {
+  type AttemptInfo,
+  createRetry,
+  type RetryCallOptions,
+  type RetryEvent,
+  type RetryOptions,
+  type RetryPolicyOptions,
+  retry,
+} from './retry.js'
+export { parseHttpDate, parseRetryAfter } from './retry-after.js'
+export { AdaptiveThrottle, type AdaptiveThrottleOptions } from './throttle.js'
