@@ -84,7 +84,7 @@ const QUICK_SYSTEMS = [
 ]
 const macroSystems = systemsFlag ?? (quick ? QUICK_SYSTEMS : SYSTEMS.map((s) => s.name))
 const multiples = quick ? [1, 5] : [0.5, 1, 2, 5, 10]
-const phaseMs = quick ? 1500 : 3000
+const phaseMs = quick ? 1500 : 2500
 const CPU_SYSTEMS = [
   'express',
   'under-pressure-elu',
@@ -95,7 +95,6 @@ const CPU_SYSTEMS = [
   'ours-express-tuned',
 ]
 const cpuMultiples = quick ? [] : [2, 5]
-const STEP_SYSTEMS = ['ours-express', 'ours-express-tuned', 'p-queue-guard']
 
 const began = performance.now()
 const log = (line: string): void => {
@@ -225,16 +224,16 @@ if (only.has('cpu') && cpuMultiples.length > 0) {
 if (only.has('step')) {
   const scenario = ioScenario()
   const steps = quick
-    ? [{ atMs: 3000, size: 1, recoverAtMs: 6000 }]
+    ? [{ atMs: 3000, size: 1, recoverAtMs: 6000, systems: ['ours-express'] }]
     : [
-        { atMs: 10_000, size: 2, recoverAtMs: 20_000 },
-        { atMs: 10_000, size: 1, recoverAtMs: 20_000 },
+        { atMs: 10_000, size: 2, recoverAtMs: 20_000, systems: ['ours-express'] },
+        { atMs: 10_000, size: 1, recoverAtMs: 20_000, systems: ['ours-express', 'p-queue-guard'] },
       ]
   const durationMs = quick ? 9000 : 30_000
   const multiple = 3
   results.steps = []
-  for (const step of steps) {
-    for (const system of systemsFlag ?? (quick ? ['ours-express'] : STEP_SYSTEMS)) {
+  for (const { systems, ...step } of steps) {
+    for (const system of systemsFlag ?? systems) {
       log(
         `capacity step: ${system}, pool ${scenario.poolSize} → ${step.size} at ${step.atMs / 1000} s, back at ${step.recoverAtMs / 1000} s, ${multiple}× load`,
       )
@@ -255,12 +254,16 @@ if (only.has('step')) {
 if (only.has('overhead')) {
   log('overhead tier')
   results.overhead = await runOverhead({
-    rounds: quick ? 2 : 4,
-    durationS: quick ? 2 : 3,
+    rounds: quick ? 1 : 3,
+    durationS: 2,
     fixedRate: 1000,
-    fixedMs: quick ? 1500 : 3000,
+    fixedMs: quick ? 1500 : 2000,
     log,
-    ...(systemsFlag === undefined ? {} : { systems: systemsFlag }),
+    ...(systemsFlag === undefined
+      ? quick
+        ? { systems: ['express', 'ours-express'] }
+        : {}
+      : { systems: systemsFlag }),
   })
   for (const r of results.overhead.ratios) {
     log(

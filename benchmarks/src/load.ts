@@ -114,8 +114,9 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   }
 
   // Requests leave in schedule order, so their deadlines are in order too: one FIFO and one timer
-  // abort them all, with a reason built once (AbortSignal.timeout per request would build a
-  // DOMException with a stack trace for every timeout and cost the generator its own capacity).
+  // abort them all, with a reason built once. (AbortSignal.timeout per request builds a DOMException
+  // with a stack trace for every timeout; undici's promise API a stream per response: on two shared
+  // cores that cost the generator its own schedule.)
   const expiries = new DeadlineFifo()
   const expiryTimer = setInterval(() => expiries.expire(performance.now()), 2)
 
@@ -123,55 +124,51 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   let lastSentAt = start
   let drained: (() => void) | undefined
 
-  const one = async (scheduledAt: number): Promise<void> => {
+  const settle = (req: InFlight, status: number, retryAfterValue: string | undefined): void => {
+    if (req.settled) return
+    req.settled = true
+    const doneAt = performance.now()
+    const b = bucket(doneAt - start)
+    if (status === TIMEOUT) {
+      timeouts++
+      b.timeouts++
+    } else if (status === SOCKET_ERROR) {
+      socketErrors++
+    } else if (status >= 200 && status < 300) {
+      const latency = doneAt - req.scheduledAt
+      latencies.push(latency)
+      if (latency <= deadlineMs) {
+        okInTime++
+        b.okInTime++
+      } else {
+        okLate++
+        b.okLate++
+      }
+    } else if (status === 503 || status === 429) {
+      b.shed++
+      if (status === 429) got429++
+      else if (retryAfterValue === undefined) without503++
+      else with503++
+      if (retryAfterValue !== undefined) retryAfter[retryAfterValue] = (retryAfter[retryAfterValue] ?? 0) + 1
+    } else {
+      other++
+    }
+    outstanding--
+    if (outstanding === 0) drained?.()
+  }
+
+  const dispatchOptions = { path: options.path, method: 'GET' as const }
+  const one = (scheduledAt: number): void => {
     const now = performance.now()
     const lag = now - scheduledAt
     if (lag > maxSendLagMs) maxSendLagMs = lag
-    const controller = new AbortController()
-    const signal = controller.signal
-    expiries.push(scheduledAt + deadlineMs, controller)
+    const req = new InFlight(scheduledAt, settle)
+    expiries.push(scheduledAt + deadlineMs, req)
     outstanding++
     sent++
     lastSentAt = now
     bucket(now - start).sent++
-    try {
-      const response = await pool.request({ path: options.path, method: 'GET', signal })
-      const status = response.statusCode
-      const header = response.headers['retry-after']
-      await response.body.dump()
-      const doneAt = performance.now()
-      const latency = doneAt - scheduledAt
-      const b = bucket(doneAt - start)
-      if (status >= 200 && status < 300) {
-        latencies.push(latency)
-        if (latency <= deadlineMs) {
-          okInTime++
-          b.okInTime++
-        } else {
-          okLate++
-          b.okLate++
-        }
-      } else if (status === 503 || status === 429) {
-        b.shed++
-        const value = Array.isArray(header) ? header[0] : header
-        if (status === 429) got429++
-        else if (value === undefined) without503++
-        else with503++
-        if (value !== undefined) retryAfter[value] = (retryAfter[value] ?? 0) + 1
-      } else {
-        other++
-      }
-    } catch {
-      if (signal.aborted) {
-        timeouts++
-        bucket(performance.now() - start).timeouts++
-      } else {
-        socketErrors++
-      }
-    } finally {
-      outstanding--
-      if (outstanding === 0) drained?.()
-    }
+    pool.dispatch(dispatchOptions, req)
   }
 
   const progress = options.onProgress
@@ -196,7 +193,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
     const tick = (): void => {
       const now = performance.now()
       while (n < total && start + n * interval <= now) {
-        void one(start + n * interval)
+        one(start + n * interval)
         n++
       }
       if (n < total) setTimeout(tick, 1)
@@ -246,27 +243,81 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
 }
 
 const DEADLINE = Object.freeze(new Error('client deadline'))
+const TIMEOUT = -1
+const SOCKET_ERROR = -2
+
+/** One request, as undici's raw dispatch handler: no promise, stream or AbortController per request. */
+class InFlight {
+  settled = false
+  expired = false
+  private abort: ((reason: Error) => void) | undefined = undefined
+  private status = 0
+  private retryAfter: string | undefined = undefined
+
+  constructor(
+    readonly scheduledAt: number,
+    private readonly done: (req: InFlight, status: number, retryAfter: string | undefined) => void,
+  ) {}
+
+  /** The deadline passed: count it now, and end the request wherever it is (queued or on a socket). */
+  expire(): void {
+    if (this.settled) return
+    this.expired = true
+    this.done(this, TIMEOUT, undefined)
+    this.abort?.(DEADLINE)
+  }
+
+  onConnect(abort: (reason: Error) => void): void {
+    if (this.expired) abort(DEADLINE)
+    else this.abort = abort
+  }
+
+  onHeaders(status: number, rawHeaders: Buffer[]): boolean {
+    this.status = status
+    if (status === 503 || status === 429) {
+      for (let i = 0; i < rawHeaders.length; i += 2) {
+        const key = rawHeaders[i]!
+        if (key.length === 11 && key.toString('latin1').toLowerCase() === 'retry-after') {
+          this.retryAfter = rawHeaders[i + 1]!.toString('latin1')
+        }
+      }
+    }
+    return true
+  }
+
+  onData(): boolean {
+    return true
+  }
+
+  onComplete(): void {
+    this.done(this, this.status, this.retryAfter)
+  }
+
+  onError(): void {
+    this.done(this, this.expired ? TIMEOUT : SOCKET_ERROR, undefined)
+  }
+}
 
 class DeadlineFifo {
   private at: number[] = []
-  private controllers: AbortController[] = []
+  private requests: InFlight[] = []
   private head = 0
 
-  push(deadline: number, controller: AbortController): void {
+  push(deadline: number, request: InFlight): void {
     this.at.push(deadline)
-    this.controllers.push(controller)
+    this.requests.push(request)
   }
 
   expire(now: number): void {
     while (this.head < this.at.length && this.at[this.head]! <= now) {
-      const controller = this.controllers[this.head]!
-      this.controllers[this.head] = undefined as unknown as AbortController
+      const request = this.requests[this.head]!
+      this.requests[this.head] = undefined as unknown as InFlight
       this.head++
-      if (!controller.signal.aborted) controller.abort(DEADLINE)
+      request.expire()
     }
     if (this.head > 4096 && this.head * 2 > this.at.length) {
       this.at = this.at.slice(this.head)
-      this.controllers = this.controllers.slice(this.head)
+      this.requests = this.requests.slice(this.head)
       this.head = 0
     }
   }
