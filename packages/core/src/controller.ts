@@ -14,7 +14,7 @@ import {
 } from './errors.js'
 import { type BackpressureEventName, type BackpressureListener, EventHub } from './events.js'
 import { LatencyWindow } from './latency-window.js'
-import { type ConcurrencyLimit, type LimitOption, resolveLimit } from './limit.js'
+import { type ConcurrencyLimit, FixedLimit, type LimitOption, resolveLimit } from './limit.js'
 import { PriorityQueue, QueueEntry } from './priority-queue.js'
 import { createNodeSampler, type ProcessSampler, ProcessSignals } from './process-signals.js'
 import { type RetryAfterOption, type RetryAfterPolicy, resolveRetryAfter } from './retry-after.js'
@@ -29,12 +29,30 @@ import {
 } from './validate.js'
 
 export interface BackpressureOptions {
-  /** Requests in flight at once. @default 100 */
+  /**
+   * Requests in flight at once: a fixed number, or an adaptive limit that follows measured latency
+   * (`'adaptive'`, or the options of the gradient or AIMD limit). The adaptive default protects a
+   * server whose downstream capacity nobody told us; see docs/adaptive-limit.md.
+   * @default 'adaptive'
+   */
   readonly maxConcurrency?: LimitOption
   /** Requests allowed to wait for a slot; `0` means no queue. @default 1000 */
   readonly maxQueueDepth?: number
   /** A request that waited this long is rejected (`queue_timeout`) and never started. @default 10000 */
   readonly maxQueueWaitMs?: number
+  /**
+   * Standing-queue control (CoDel as Facebook applies it to RPC queues): while the queue has not been
+   * empty for `intervalMs`, a request that waited longer than `targetMs` is shed (`queue_delay`);
+   * otherwise waits are bounded by `intervalMs`. `false` turns it off (only `maxQueueWaitMs` bounds waits).
+   * @default on with { targetMs: 5, intervalMs: 50 } when the limit is adaptive, off with a fixed limit
+   */
+  readonly codel?: boolean | { readonly targetMs?: number; readonly intervalMs?: number }
+  /**
+   * Under a standing queue, serve the newest waiter first (its client is most likely still there);
+   * waits stay bounded by the CoDel target and `maxQueueWaitMs`, so nobody starves forever.
+   * @default false
+   */
+  readonly adaptiveLifo?: boolean
   /** Shed early when p99 latency over the window is above this. @default 1000 */
   readonly latencyThresholdMs?: number
   /** Whether latency above `latencyThresholdMs` sheds requests with a probability that grows with the overage (capped at 0.9). @default true */
@@ -68,6 +86,9 @@ export interface BackpressureOptions {
 interface ResolvedOptions {
   readonly maxQueueDepth: number
   readonly maxQueueWaitMs: number
+  /** CoDel target and interval in ms, or undefined when off. */
+  readonly codel: { readonly targetMs: number; readonly intervalMs: number } | undefined
+  readonly adaptiveLifo: boolean
   readonly latencyThresholdMs: number
   readonly adaptiveRejection: boolean
   readonly latencyWindowMs: number
@@ -80,6 +101,8 @@ export interface AcquireOptions {
   readonly priority?: number
   /** Aborting leaves the queue at once; the work never starts. */
   readonly signal?: AbortSignal | undefined
+  /** Clock time (ms, the controller clock's) after which the work must not start. */
+  readonly deadline?: number | undefined
 }
 
 /** Why a request was turned away, as a value: the hot path builds no Error per rejection. */
@@ -135,6 +158,7 @@ class Waiter extends QueueEntry {
     enqueuedAt: number,
     readonly controller: BackpressureController,
     readonly signal: AbortSignal | undefined,
+    readonly deadline: number,
   ) {
     super(priority, enqueuedAt)
   }
@@ -162,6 +186,8 @@ export class BackpressureController {
   private readonly random: RandomSource
   private readonly retryAfterPolicy: RetryAfterPolicy
   private readonly limiter: ConcurrencyLimit
+  /** When the queue was last seen empty: CoDel's "has the queue stood for an interval?" */
+  private lastEmptyAt: number
   private readonly queue = new PriorityQueue<Waiter>()
   private readonly latency: LatencyWindow
   private readonly signals: ProcessSignals | undefined
@@ -195,6 +221,10 @@ export class BackpressureController {
       throw new InvalidOptionError('name', 'a non-empty string', name)
     }
     this.name = name
+    const now = this.clock.now()
+    this.limiter = resolveLimit(options.maxConcurrency, now, this.random, (previous, limit) => {
+      this.onLimitChange(previous, limit)
+    })
     const resolved: ResolvedOptions = {
       maxQueueDepth: integerOption('maxQueueDepth', options.maxQueueDepth, 1000, 0),
       maxQueueWaitMs: numberOption(
@@ -205,6 +235,8 @@ export class BackpressureController {
         Number.POSITIVE_INFINITY,
         true,
       ),
+      codel: resolveCodel(options.codel, !(this.limiter instanceof FixedLimit)),
+      adaptiveLifo: booleanOption('adaptiveLifo', options.adaptiveLifo, false),
       latencyThresholdMs: numberOption(
         'latencyThresholdMs',
         options.latencyThresholdMs,
@@ -230,11 +262,8 @@ export class BackpressureController {
     const sampleIntervalMs = numberOption('sampleIntervalMs', options.sampleIntervalMs, 1000, 1)
     const injectedSampler = functionOption<ProcessSampler>('processSampler', options.processSampler)
 
-    const now = this.clock.now()
     this.latency = new LatencyWindow(resolved.latencyWindowMs, 10, 0.99, now)
-    this.limiter = resolveLimit(options.maxConcurrency, this.clock, this.random, (previous, limit) => {
-      this.onLimitChange(previous, limit)
-    })
+    this.lastEmptyAt = now
     this.rejectionCounts = Object.fromEntries(
       Object.keys(REJECTION_REASONS).map((reason) => [reason, 0]),
     ) as Record<RejectionReason, number>
@@ -285,16 +314,22 @@ export class BackpressureController {
    * The non-throwing admission the HTTP adapters use: a Permit at once when a slot is free, a Rejection
    * when the request is turned away, or a promise of either when it waits. Never rejects.
    */
-  admit(priority = 0, signal?: AbortSignal): Permit | Rejection | Promise<Permit | Rejection> {
+  admit(
+    priority = 0,
+    signal?: AbortSignal,
+    deadline = Number.POSITIVE_INFINITY,
+  ): Permit | Rejection | Promise<Permit | Rejection> {
     const now = this.clock.now()
     this.requestCount++
     if (this.closed) return this.reject('shutting_down', priority, now)
 
     const shed = this.shedReason(now)
     if (shed !== undefined) return this.reject(shed, priority, now)
+    if (now >= deadline) return this.reject('deadline_exceeded', priority, now)
 
-    if (this.inFlightCount < this.limiter.value && this.queue.size === 0) {
-      return this.start(priority, now, now)
+    if (this.queue.size === 0) {
+      this.lastEmptyAt = now
+      if (this.inFlightCount < this.limiter.value) return this.start(priority, now, now)
     }
     if (signal?.aborted) return this.reject('aborted', priority, now)
 
@@ -307,7 +342,7 @@ export class BackpressureController {
       const victim = this.queue.popNewestOfLowest()!
       this.settleWaiter(victim, this.reject('displaced', victim.priority, now))
     }
-    return this.enqueue(priority, signal, now)
+    return this.enqueue(priority, signal, deadline, now)
   }
 
   /**
@@ -316,7 +351,7 @@ export class BackpressureController {
    */
   acquire(options: AcquireOptions = {}): Promise<Permit> {
     const signal = options.signal
-    const result = this.admit(options.priority ?? 0, signal)
+    const result = this.admit(options.priority ?? 0, signal, options.deadline)
     if (result instanceof Permit) return Promise.resolve(result)
     if (result instanceof Rejection) return Promise.reject(errorFor(result, signal))
     return result.then((settled) => {
@@ -427,7 +462,7 @@ export class BackpressureController {
     const serviceMs = now - permit.startedAt
     this.latency.record(serviceMs + permit.queuedMs, now)
     this.durationHistogram.observe(serviceMs / 1000)
-    this.limiter.onSample(serviceMs, this.inFlightCount + 1, now)
+    this.limiter.onSample(permit.startedAt, serviceMs, this.inFlightCount + 1)
     this.drain(now)
     if (this.closed && this.inFlightCount === 0) this.resolveClosed()
   }
@@ -450,16 +485,16 @@ export class BackpressureController {
   private enqueue(
     priority: number,
     signal: AbortSignal | undefined,
+    deadline: number,
     now: number,
   ): Promise<Permit | Rejection> {
-    const waiter = new Waiter(priority, now, this, signal)
+    const waiter = new Waiter(priority, now, this, signal, deadline)
     const promise = new Promise<Permit | Rejection>((resolve) => {
       waiter.settle = resolve
     })
     this.queue.push(waiter)
     signal?.addEventListener('abort', waiter, { once: true })
     this.armTimeoutTimer(now)
-    this.markPressure(now)
     if (this.events.wants('queue')) {
       this.events.emit('queue', { name: this.name, priority, queueDepth: this.queue.size })
     }
@@ -468,15 +503,39 @@ export class BackpressureController {
 
   /** Hands freed slots straight to waiters, so a newcomer can never barge past the queue. */
   private drain(now: number): void {
-    const maxWait = this.options.maxQueueWaitMs
     while (this.inFlightCount < this.limiter.value && this.queue.size > 0) {
-      const waiter = this.queue.shift()!
-      if (now - waiter.enqueuedAt >= maxWait) {
-        this.settleWaiter(waiter, this.reject('queue_timeout', waiter.priority, now))
+      const standing = this.isStanding(now)
+      const waiter =
+        standing && this.options.adaptiveLifo ? this.queue.popNewestOfHighest()! : this.queue.shift()!
+      const overdue = this.overdueReason(waiter, now, standing)
+      if (overdue !== undefined) {
+        this.settleWaiter(waiter, this.reject(overdue, waiter.priority, now))
         continue
       }
       this.settleWaiter(waiter, this.start(waiter.priority, waiter.enqueuedAt, now))
     }
+    if (this.queue.size === 0) this.lastEmptyAt = now
+  }
+
+  /** A standing queue: one that has not emptied for a whole CoDel interval. */
+  private isStanding(now: number): boolean {
+    const codel = this.options.codel
+    return codel !== undefined && this.queue.size > 0 && now - this.lastEmptyAt > codel.intervalMs
+  }
+
+  /** The longest a request may wait now: the CoDel target under a standing queue, else its interval, never past maxQueueWaitMs. */
+  private waitBound(standing: boolean): number {
+    const codel = this.options.codel
+    const maxWait = this.options.maxQueueWaitMs
+    if (codel === undefined) return maxWait
+    return Math.min(maxWait, standing ? codel.targetMs : codel.intervalMs)
+  }
+
+  private overdueReason(waiter: Waiter, now: number, standing: boolean): RejectionReason | undefined {
+    if (waiter.enqueuedAt + this.options.maxQueueWaitMs <= now) return 'queue_timeout'
+    if (now >= waiter.deadline) return 'deadline_exceeded'
+    if (waiter.enqueuedAt + this.waitBound(standing) <= now) return 'queue_delay'
+    return undefined
   }
 
   private settleWaiter(waiter: Waiter, result: Permit | Rejection): void {
@@ -528,8 +587,10 @@ export class BackpressureController {
    */
   private armTimeoutTimer(now: number): void {
     const oldest = this.queue.oldest
-    if (oldest === undefined || !Number.isFinite(this.options.maxQueueWaitMs)) return
-    const due = oldest.enqueuedAt + this.options.maxQueueWaitMs
+    if (oldest === undefined) return
+    const bound = this.waitBound(this.isStanding(now))
+    if (!Number.isFinite(bound)) return
+    const due = oldest.enqueuedAt + bound
     if (this.timeoutTimer !== undefined && this.timeoutTimerAt <= due) return
     if (this.timeoutTimer !== undefined) this.clock.clearTimeout(this.timeoutTimer)
     this.timeoutTimerAt = due
@@ -539,12 +600,18 @@ export class BackpressureController {
   private expireWaiters(): void {
     this.timeoutTimer = undefined
     const now = this.clock.now()
-    const maxWait = this.options.maxQueueWaitMs
+    const standing = this.isStanding(now)
+    const bound = this.waitBound(standing)
     for (let oldest = this.queue.oldest; oldest !== undefined; oldest = this.queue.oldest) {
-      if (now - oldest.enqueuedAt < maxWait) break
+      // The same sum as the timer's due time, so float rounding cannot re-arm a timer that expires nothing.
+      if (oldest.enqueuedAt + bound > now) break
       this.queue.remove(oldest)
-      this.settleWaiter(oldest, this.reject('queue_timeout', oldest.priority, now))
+      this.settleWaiter(
+        oldest,
+        this.reject(this.overdueReason(oldest, now, standing) ?? 'queue_delay', oldest.priority, now),
+      )
     }
+    if (this.queue.size === 0) this.lastEmptyAt = now
     this.armTimeoutTimer(now)
   }
 
@@ -564,7 +631,7 @@ export class BackpressureController {
    * after the last time; the accumulated time feeds `backpressure_active_seconds_total`.
    */
   private updateActive(now: number): boolean {
-    if (this.queue.size > 0) this.lastPressureAt = now
+    if (this.queue.size > 0 && this.queue.size >= this.options.maxQueueDepth * 0.8) this.markPressure(now)
     if (this.activeSince < 0) return false
     const endsAt = this.lastPressureAt + ACTIVE_HOLD_MS
     if (now < endsAt) return true
@@ -575,6 +642,18 @@ export class BackpressureController {
 }
 
 const ACTIVE_HOLD_MS = 1000
+
+function resolveCodel(option: unknown, adaptive: boolean): ResolvedOptions['codel'] {
+  if (option === false || (option === undefined && !adaptive)) return undefined
+  if (option === true || option === undefined) return { targetMs: 5, intervalMs: 50 }
+  assertObject('codel', option)
+  const { targetMs, intervalMs } = option as { targetMs?: unknown; intervalMs?: unknown }
+  const interval = numberOption('codel.intervalMs', intervalMs, 50, 0, Number.POSITIVE_INFINITY, true)
+  return Object.freeze({
+    targetMs: numberOption('codel.targetMs', targetMs, 5, 0, interval, true),
+    intervalMs: interval,
+  })
+}
 
 function errorFor(rejection: Rejection, signal: AbortSignal | undefined): unknown {
   if (rejection.reason === 'aborted' && signal?.aborted) return signal.reason

@@ -42,7 +42,15 @@ export {
   type RejectInfo,
   type RouteRule,
 } from './http.js'
-export { type ConcurrencyLimit, DEFAULT_MAX_CONCURRENCY, FixedLimit, type LimitOption } from './limit.js'
+export {
+  AimdLimit,
+  type AimdLimitOptions,
+  type ConcurrencyLimit,
+  FixedLimit,
+  GradientLimit,
+  type GradientLimitOptions,
+  type LimitOption,
+} from './limit.js'
 export { metricsJson, PROMETHEUS_CONTENT_TYPE, renderPrometheus } from './metrics-text.js'
 export type { ProcessSample, ProcessSampler } from './process-signals.js'
 export type { RetryAfterContext, RetryAfterOption } from './retry-after.js'

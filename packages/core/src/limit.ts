@@ -1,5 +1,6 @@
-import type { Clock, RandomSource } from './clock.js'
+import type { RandomSource } from './clock.js'
 import { InvalidOptionError } from './errors.js'
+import { integerOption, numberOption } from './validate.js'
 
 /**
  * The concurrency limit the controller admits against. A fixed limit never moves; an adaptive one
@@ -7,17 +8,54 @@ import { InvalidOptionError } from './errors.js'
  */
 export interface ConcurrencyLimit {
   readonly value: number
-  /** One completed request: its service time (start to release) and the in-flight count it ran beside. */
-  onSample(serviceMs: number, inFlight: number, now: number): void
+  /** One completed request: when it started (clock ms), its service time, and the in-flight count beside it. */
+  onSample(startedAt: number, serviceMs: number, inFlight: number): void
   stop(): void
 }
 
 export type LimitChangeListener = (previous: number, limit: number) => void
 
-/** `maxConcurrency`: a fixed number of requests in flight. */
-export type LimitOption = number
+/** Options of the gradient limit (the default) — every field optional. */
+export interface GradientLimitOptions {
+  readonly algorithm?: 'gradient'
+  /** Limit before anything is measured. @default 10 */
+  readonly initialLimit?: number
+  /** @default 2 */
+  readonly minLimit?: number
+  /** @default 1000 */
+  readonly maxLimit?: number
+  /** How much slower than the no-load time a request may run before the limit shrinks (b in (1+b)·minRTT/RTT). @default 0.5 */
+  readonly tolerance?: number
+  /** How often the limit is recomputed from the samples since the last update. @default 100 */
+  readonly updateIntervalMs?: number
+  /** Which percentile of each interval's service times is compared with the baseline. @default 0.5 */
+  readonly percentile?: number
+  /** Mean time between re-measurements of the no-load baseline (jittered ±25%). @default 10000 */
+  readonly probeIntervalMs?: number
+}
 
-export const DEFAULT_MAX_CONCURRENCY = 100
+/** Options of additive-increase / multiplicative-decrease on a latency target. */
+export interface AimdLimitOptions {
+  readonly algorithm: 'aimd'
+  /** @default 10 */
+  readonly initialLimit?: number
+  /** @default 2 */
+  readonly minLimit?: number
+  /** @default 1000 */
+  readonly maxLimit?: number
+  /** A request slower than this is a congestion signal. */
+  readonly latencyTargetMs: number
+  /** Factor the limit is multiplied by on congestion. @default 0.9 */
+  readonly backoffRatio?: number
+  /** @default 100 */
+  readonly updateIntervalMs?: number
+}
+
+/**
+ * `maxConcurrency`: a fixed number of requests in flight, `'adaptive'` for the gradient limit with its
+ * defaults, or the options of an adaptive limit.
+ */
+export type LimitOption = number | 'adaptive' | GradientLimitOptions | AimdLimitOptions
 
 export class FixedLimit implements ConcurrencyLimit {
   constructor(readonly value: number) {}
@@ -25,13 +63,297 @@ export class FixedLimit implements ConcurrencyLimit {
   stop(): void {}
 }
 
+/**
+ * Keeps the service times of one update interval; the percentile is taken once per interval by
+ * sorting at most `capacity` samples, never per request. Past capacity it keeps a uniform reservoir.
+ */
+class IntervalSamples {
+  private readonly values: Float64Array
+  count = 0
+  seen = 0
+  maxInFlight = 0
+
+  constructor(
+    capacity: number,
+    private readonly random: RandomSource,
+  ) {
+    this.values = new Float64Array(capacity)
+  }
+
+  add(value: number, inFlight: number): void {
+    this.seen++
+    if (inFlight > this.maxInFlight) this.maxInFlight = inFlight
+    if (this.count < this.values.length) {
+      this.values[this.count++] = value
+      return
+    }
+    const slot = Math.floor(this.random() * this.seen)
+    if (slot < this.values.length) this.values[slot] = value
+  }
+
+  percentile(q: number): number {
+    const sorted = this.values.slice(0, this.count).sort()
+    return sorted[Math.min(this.count - 1, Math.floor(q * this.count))] as number
+  }
+
+  reset(): void {
+    this.count = 0
+    this.seen = 0
+    this.maxInFlight = 0
+  }
+}
+
+const MIN_SAMPLES_PER_UPDATE = 5
+const PROBE_MIN_SAMPLES = 5
+
+type Phase = 'normal' | 'probe-drain' | 'probe-measure'
+
+/**
+ * The gradient limit (after Netflix's concurrency-limits): every interval,
+ *   g = clamp((1 + b) · minRTT / RTT, 0.5, 2),   L ← g · L + √(g · L)
+ * where RTT is a percentile of the interval's service times and minRTT the service time with nothing
+ * queued downstream. While the downstream keeps up, g > 1 and the limit grows; once requests queue
+ * downstream, RTT grows with the limit and g pulls it back, settling near (1 + b) times the
+ * downstream's own concurrency plus a √ headroom — without anyone telling us that concurrency.
+ *
+ * The baseline must never absorb queueing delay, or the limit ratchets up to its maximum. So it is
+ * re-measured by a short probe: the limit drops to half the estimated no-queue concurrency
+ * (L · minRTT / RTT), in-flight work drains to it, and only requests that started after that count.
+ * Below the downstream's capacity nothing queues, so the probe sees the true service time. Requests
+ * arriving meanwhile wait in our queue; none is shed for it. A probe that lowered the baseline a lot
+ * is repeated at once (a cold start under overload converges in a few probes); otherwise the next
+ * comes after a jittered interval, so a fleet does not probe in step.
+ */
+export class GradientLimit implements ConcurrencyLimit {
+  private limit: number
+  private minRtt = Number.POSITIVE_INFINITY
+  private lastRtt = 0
+  private phase: Phase = 'normal'
+  private probeLimit = 0
+  private probeStartedAt = 0
+  private nextUpdateAt: number
+  private nextProbeAt: number
+  private readonly samples: IntervalSamples
+  private readonly minLimit: number
+  private readonly maxLimit: number
+  private readonly tolerance: number
+  private readonly updateIntervalMs: number
+  private readonly percentile: number
+  private readonly probeIntervalMs: number
+
+  constructor(
+    options: GradientLimitOptions,
+    now: number,
+    private readonly random: RandomSource,
+    private readonly onChange: LimitChangeListener,
+  ) {
+    this.minLimit = integerOption('maxConcurrency.minLimit', options.minLimit, 2, 1)
+    this.maxLimit = integerOption('maxConcurrency.maxLimit', options.maxLimit, 1000, this.minLimit)
+    this.limit = integerOption(
+      'maxConcurrency.initialLimit',
+      options.initialLimit,
+      Math.min(10, this.maxLimit),
+      this.minLimit,
+      this.maxLimit,
+    )
+    this.tolerance = numberOption('maxConcurrency.tolerance', options.tolerance, 0.5, 0, 10)
+    this.updateIntervalMs = numberOption('maxConcurrency.updateIntervalMs', options.updateIntervalMs, 100, 1)
+    this.percentile = numberOption('maxConcurrency.percentile', options.percentile, 0.5, 0, 1, true)
+    this.probeIntervalMs = numberOption(
+      'maxConcurrency.probeIntervalMs',
+      options.probeIntervalMs,
+      10_000,
+      100,
+    )
+    this.samples = new IntervalSamples(256, random)
+    this.nextUpdateAt = now + this.updateIntervalMs
+    // The first probe comes early: the first baseline may have been measured under load.
+    this.nextProbeAt = now + this.jitter(1000)
+  }
+
+  get value(): number {
+    return this.phase === 'normal' ? Math.floor(this.limit) : this.probeLimit
+  }
+
+  /** The no-load service time the limit is judged against, in ms (Infinity before the first sample). */
+  get baselineMs(): number {
+    return this.minRtt
+  }
+
+  onSample(startedAt: number, serviceMs: number, inFlight: number): void {
+    const now = startedAt + serviceMs
+    if (this.phase === 'probe-drain') {
+      // Work admitted under the old limit still shares the downstream; wait until it has drained.
+      if (inFlight - 1 <= this.probeLimit) {
+        this.phase = 'probe-measure'
+        this.probeStartedAt = now
+        this.samples.reset()
+      }
+      return
+    }
+    if (this.phase === 'probe-measure') {
+      if (startedAt < this.probeStartedAt) return
+      this.samples.add(serviceMs, inFlight)
+      if (this.samples.count >= PROBE_MIN_SAMPLES) this.finishProbe(now)
+      return
+    }
+    this.samples.add(serviceMs, inFlight)
+    if (now < this.nextUpdateAt || this.samples.count < MIN_SAMPLES_PER_UPDATE) return
+    this.update(now)
+  }
+
+  stop(): void {}
+
+  private update(now: number): void {
+    const rtt = this.samples.percentile(this.percentile)
+    const maxInFlight = this.samples.maxInFlight
+    this.samples.reset()
+    this.nextUpdateAt = now + this.updateIntervalMs
+    this.lastRtt = rtt
+    if (rtt < this.minRtt) this.minRtt = rtt
+
+    const previous = this.value
+    const gradient = Math.min(2, Math.max(0.5, ((1 + this.tolerance) * this.minRtt) / rtt))
+    let next = gradient * this.limit + Math.sqrt(gradient * this.limit)
+    // Growing a limit nobody uses would leave it meaningless when load arrives: only grow when used.
+    if (next > this.limit && maxInFlight < this.limit / 2) next = this.limit
+    this.limit = Math.min(this.maxLimit, Math.max(this.minLimit, next))
+
+    if (now >= this.nextProbeAt) this.startProbe(now)
+    if (this.value !== previous) this.onChange(previous, this.value)
+  }
+
+  private startProbe(now: number): void {
+    const noQueueConcurrency = (this.limit * this.minRtt) / this.lastRtt
+    this.probeLimit = Math.max(1, Math.min(Math.floor(this.limit / 2), Math.floor(noQueueConcurrency / 2)))
+    this.phase = 'probe-drain'
+    this.probeStartedAt = now
+  }
+
+  private finishProbe(now: number): void {
+    const measured = this.samples.percentile(this.percentile)
+    this.samples.reset()
+    const previous = this.value
+    const improved = measured < this.minRtt * 0.8
+    // A fresh baseline, up or down: the downstream itself may have become slower or faster.
+    this.minRtt = measured
+    this.phase = 'normal'
+    this.nextUpdateAt = now + this.updateIntervalMs
+    this.nextProbeAt = improved ? now + this.updateIntervalMs : now + this.jitter(this.probeIntervalMs)
+    if (this.value !== previous) this.onChange(previous, this.value)
+  }
+
+  private jitter(ms: number): number {
+    return ms * (0.75 + this.random() * 0.5)
+  }
+}
+
+/**
+ * Additive increase, multiplicative decrease: +1 per interval while requests finish under the latency
+ * target and the limit is in use, × backoffRatio when the interval's p90 is above it. Simple and
+ * predictable, but the target must be known; the gradient limit needs no target.
+ */
+export class AimdLimit implements ConcurrencyLimit {
+  private limit: number
+  private nextUpdateAt: number
+  private readonly samples: IntervalSamples
+  private readonly minLimit: number
+  private readonly maxLimit: number
+  private readonly targetMs: number
+  private readonly backoffRatio: number
+  private readonly updateIntervalMs: number
+
+  constructor(
+    options: AimdLimitOptions,
+    now: number,
+    random: RandomSource,
+    private readonly onChange: LimitChangeListener,
+  ) {
+    this.minLimit = integerOption('maxConcurrency.minLimit', options.minLimit, 2, 1)
+    this.maxLimit = integerOption('maxConcurrency.maxLimit', options.maxLimit, 1000, this.minLimit)
+    this.limit = integerOption(
+      'maxConcurrency.initialLimit',
+      options.initialLimit,
+      Math.min(10, this.maxLimit),
+      this.minLimit,
+      this.maxLimit,
+    )
+    if (options.latencyTargetMs === undefined) {
+      throw new InvalidOptionError(
+        'maxConcurrency.latencyTargetMs',
+        'a number above 0 (required for aimd)',
+        undefined,
+      )
+    }
+    this.targetMs = numberOption(
+      'maxConcurrency.latencyTargetMs',
+      options.latencyTargetMs,
+      0,
+      0,
+      Number.POSITIVE_INFINITY,
+      true,
+    )
+    this.backoffRatio = numberOption('maxConcurrency.backoffRatio', options.backoffRatio, 0.9, 0.5, 1, true)
+    if (this.backoffRatio >= 1) {
+      throw new InvalidOptionError(
+        'maxConcurrency.backoffRatio',
+        'a number from 0.5 to below 1',
+        options.backoffRatio,
+      )
+    }
+    this.updateIntervalMs = numberOption('maxConcurrency.updateIntervalMs', options.updateIntervalMs, 100, 1)
+    this.samples = new IntervalSamples(256, random)
+    this.nextUpdateAt = now + this.updateIntervalMs
+  }
+
+  get value(): number {
+    return Math.floor(this.limit)
+  }
+
+  onSample(startedAt: number, serviceMs: number, inFlight: number): void {
+    const now = startedAt + serviceMs
+    this.samples.add(serviceMs, inFlight)
+    if (now < this.nextUpdateAt || this.samples.count < MIN_SAMPLES_PER_UPDATE) return
+    const p90 = this.samples.percentile(0.9)
+    const used = this.samples.maxInFlight >= this.limit / 2
+    this.samples.reset()
+    this.nextUpdateAt = now + this.updateIntervalMs
+    const previous = this.value
+    if (p90 > this.targetMs) this.limit = Math.max(this.minLimit, this.limit * this.backoffRatio)
+    else if (used) this.limit = Math.min(this.maxLimit, this.limit + 1)
+    if (this.value !== previous) this.onChange(previous, this.value)
+  }
+
+  stop(): void {}
+}
+
 export function resolveLimit(
   option: unknown,
-  _clock: Clock,
-  _random: RandomSource,
-  _onChange: LimitChangeListener,
+  now: number,
+  random: RandomSource,
+  onChange: LimitChangeListener,
 ): ConcurrencyLimit {
-  if (option === undefined) return new FixedLimit(DEFAULT_MAX_CONCURRENCY)
-  if (typeof option === 'number' && Number.isInteger(option) && option >= 1) return new FixedLimit(option)
-  throw new InvalidOptionError('maxConcurrency', 'an integer from 1 and up', option)
+  if (option === undefined || option === 'adaptive') return new GradientLimit({}, now, random, onChange)
+  if (typeof option === 'number') {
+    if (Number.isInteger(option) && option >= 1) return new FixedLimit(option)
+    throw new InvalidOptionError(
+      'maxConcurrency',
+      "an integer from 1 and up, 'adaptive' or adaptive-limit options",
+      option,
+    )
+  }
+  if (typeof option === 'object' && option !== null && !Array.isArray(option)) {
+    const algorithm = (option as { algorithm?: unknown }).algorithm
+    if (algorithm === undefined || algorithm === 'gradient') {
+      return new GradientLimit(option as GradientLimitOptions, now, random, onChange)
+    }
+    if (algorithm === 'aimd')
+      return new AimdLimit(option as unknown as AimdLimitOptions, now, random, onChange)
+    throw new InvalidOptionError('maxConcurrency.algorithm', "'gradient' or 'aimd'", algorithm)
+  }
+  throw new InvalidOptionError(
+    'maxConcurrency',
+    "an integer from 1 and up, 'adaptive' or adaptive-limit options",
+    option,
+  )
 }

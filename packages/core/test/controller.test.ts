@@ -311,6 +311,7 @@ describe('shedding', () => {
 
   it('latency shedding stops once slow samples leave the window', () => {
     const { controller, clock } = makeController({
+      maxConcurrency: 1000,
       latencyThresholdMs: 10,
       latencyMinSamples: 5,
       latencyWindowMs: 1000,
@@ -326,6 +327,7 @@ describe('shedding', () => {
 
   it('adaptiveRejection false never sheds on latency', () => {
     const { controller, clock } = makeController({
+      maxConcurrency: 1000,
       adaptiveRejection: false,
       latencyThresholdMs: 1,
       latencyMinSamples: 1,

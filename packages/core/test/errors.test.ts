@@ -17,7 +17,7 @@ describe('error registry', () => {
 
   it.each(REJECTION_REASON_LIST)('documents reason %s with its code and status', (reason) => {
     const { code, status } = REJECTION_REASONS[reason as RejectionReason]
-    expect(docs).toMatch(new RegExp(`\\| \`${code}\` \\| \`${reason}\` \\| ${status} \\|`))
+    expect(docs).toMatch(new RegExp(`\\|\\s*\`${code}\`\\s*\\|\\s*\`${reason}\`\\s*\\|\\s*${status}\\s*\\|`))
   })
 
   it('codes and reasons are unique and stable in shape', () => {

@@ -1,0 +1,239 @@
+import { describe, expect, it } from 'vitest'
+import { GradientLimit, ManualClock, Rejection, seededRandom } from '../src/index.js'
+import { makeController } from './helpers.js'
+import { type SecondReport, simulate } from './simulation.js'
+
+const P = 4
+const C = P * 100 // 10 ms per query
+
+function phase(seconds: readonly SecondReport[], from: number, to: number) {
+  const slice = seconds.slice(from, to)
+  const latencies = slice.flatMap((s) => s.latencies).sort((a, b) => a - b)
+  const limits = slice.flatMap((s) => s.limits)
+  const mean = limits.reduce((a, b) => a + b, 0) / limits.length
+  const sd = Math.sqrt(limits.reduce((a, b) => a + (b - mean) ** 2, 0) / limits.length)
+  return {
+    goodput: slice.reduce((a, s) => a + s.servedInTime, 0) / slice.reduce((a, s) => a + s.capacity, 0),
+    p99: latencies[Math.floor(latencies.length * 0.99)] ?? 0,
+    limitMean: mean,
+    limitCv: sd / mean,
+    limitMax: Math.max(...limits),
+    rejected: slice.reduce((a, s) => a + s.rejected, 0),
+  }
+}
+
+/**
+ * A downstream pool whose capacity moves under 3× load, simulated on the manual clock: the default
+ * controller (gradient limit + CoDel) must find the capacity it was never told, follow it down and
+ * back up within about a second, stay steady in between, and never stay pinned high.
+ */
+describe('adaptive limit against a simulated downstream', () => {
+  it.each([
+    ['halves', 2],
+    ['drops to a quarter', 1],
+  ])(
+    'capacity %s at t=10 s and recovers at t=20 s',
+    async (_name, reduced) => {
+      const { seconds } = await simulate([
+        { durationMs: 10_000, ratePerSecond: 3 * C, connections: P },
+        { durationMs: 10_000, ratePerSecond: 3 * C, connections: reduced },
+        { durationMs: 10_000, ratePerSecond: 3 * C, connections: P },
+      ])
+      const before = phase(seconds, 2, 10)
+      const during = phase(seconds, 11, 20)
+      const after = phase(seconds, 21, 30)
+      for (const p of [before, during, after]) {
+        expect(p.goodput).toBeGreaterThan(0.97)
+        // Settled near (1 + b) times the downstream's concurrency: never pinned near the maximum.
+        expect(p.limitMax).toBeLessThan(30)
+      }
+      expect(before.limitMean).toBeGreaterThanOrEqual(P)
+      expect(before.limitMean).toBeLessThan(3 * P)
+      expect(during.limitMean).toBeGreaterThanOrEqual(reduced)
+      expect(during.limitMean).toBeLessThan(before.limitMean)
+      expect(after.limitMean).toBeGreaterThan(during.limitMean)
+      // Accepted requests stay fast: a few service times, not the queue of an unprotected server.
+      expect(before.p99).toBeLessThan(60)
+      expect(after.p99).toBeLessThan(60)
+      // Steady, not oscillating, while capacity holds.
+      expect(before.limitCv).toBeLessThan(0.15)
+      // Within a second of each step the limit has moved to its new level.
+      expect(seconds[10]!.limits.at(-1)!).toBeLessThan(before.limitMean)
+      expect(seconds[20]!.limits.at(-1)!).toBeGreaterThan(during.limitMean)
+      expect(seconds[10]!.servedInTime).toBeGreaterThan(0.9 * seconds[10]!.capacity)
+      expect(seconds[20]!.servedInTime).toBeGreaterThan(0.85 * seconds[20]!.capacity)
+    },
+    60_000,
+  )
+
+  it.each([0.5, 0.9])(
+    'rejects nothing at %s× capacity',
+    async (load) => {
+      const { seconds } = await simulate([{ durationMs: 10_000, ratePerSecond: load * C, connections: P }])
+      const p = phase(seconds, 0, 10)
+      expect(p.rejected).toBe(0)
+      expect(p.goodput).toBeGreaterThan(load * 0.98)
+    },
+    60_000,
+  )
+
+  it('at 10× keeps goodput at capacity and sheds the rest', async () => {
+    const { seconds } = await simulate([{ durationMs: 8000, ratePerSecond: 10 * C, connections: P }])
+    const p = phase(seconds, 2, 8)
+    expect(p.goodput).toBeGreaterThan(0.98)
+    expect(p.p99).toBeLessThan(60)
+    expect(p.rejected).toBeGreaterThan(6 * 8 * C * 0.8)
+  }, 60_000)
+})
+
+describe('GradientLimit unit behaviour', () => {
+  function feed(limit: GradientLimit, clock: ManualClock, rttMs: number, inFlight: number, count: number) {
+    for (let i = 0; i < count; i++) {
+      clock.advance(1)
+      limit.onSample(clock.now() - rttMs, rttMs, inFlight)
+    }
+  }
+
+  it('grows while the downstream keeps up and the limit is in use, and not when it is idle', () => {
+    const clock = new ManualClock(0)
+    const changes: number[] = []
+    const limit = new GradientLimit({ initialLimit: 10, probeIntervalMs: 1e6 }, 0, seededRandom(1), (_, l) =>
+      changes.push(l),
+    )
+    feed(limit, clock, 10, 2, 300)
+    expect(limit.value).toBe(10)
+    feed(limit, clock, 10, 10, 300)
+    expect(limit.value).toBeGreaterThan(10)
+    expect(changes.length).toBeGreaterThan(0)
+  })
+
+  it('shrinks by at most half per interval when service time balloons', () => {
+    const clock = new ManualClock(0)
+    const limit = new GradientLimit(
+      { initialLimit: 100, maxLimit: 100, probeIntervalMs: 1e6 },
+      0,
+      seededRandom(1),
+      () => {},
+    )
+    feed(limit, clock, 10, 100, 100)
+    const start = limit.value
+    feed(limit, clock, 1000, 100, 101)
+    expect(limit.value).toBeGreaterThanOrEqual(Math.floor(start * 0.5))
+    expect(limit.value).toBeLessThan(start)
+  })
+
+  it('re-measures the baseline with a probe that only counts work started after the drain', () => {
+    const clock = new ManualClock(0)
+    const changes: [number, number][] = []
+    const limit = new GradientLimit({ initialLimit: 20 }, 0, seededRandom(3), (from, to) =>
+      changes.push([from, to]),
+    )
+    // Under load the service time is 50 ms (queueing downstream): the first baseline is inflated.
+    let guard = 0
+    while (!changes.some(([from, to]) => to <= from / 2) && guard++ < 5000)
+      feed(limit, clock, 50, limit.value, 1)
+    expect(limit.baselineMs).toBe(50)
+    const probeLimit = limit.value
+    // Work admitted under the old limit drains; samples of work started before that are ignored.
+    feed(limit, clock, 50, probeLimit + 5, 3)
+    feed(limit, clock, 50, probeLimit, 1)
+    clock.advance(1)
+    limit.onSample(clock.now() - 30, 30, 1)
+    expect(limit.baselineMs).toBe(50)
+    // Below the downstream's concurrency, requests see the bare 10 ms: that is the new baseline.
+    for (let i = 0; i < 5; i++) {
+      clock.advance(11)
+      limit.onSample(clock.now() - 10, 10, 1)
+    }
+    expect(limit.baselineMs).toBe(10)
+    expect(limit.value).toBeGreaterThan(probeLimit)
+  })
+
+  it('validates its options', () => {
+    expect(() => makeController({ maxConcurrency: { initialLimit: 0 } })).toThrow(
+      /`maxConcurrency.initialLimit`/,
+    )
+    expect(() => makeController({ maxConcurrency: { minLimit: 5, maxLimit: 2 } })).toThrow(
+      /`maxConcurrency.maxLimit`/,
+    )
+    expect(() => makeController({ maxConcurrency: { tolerance: -1 } })).toThrow(/`maxConcurrency.tolerance`/)
+    expect(() => makeController({ maxConcurrency: { algorithm: 'vegas' } as never })).toThrow(
+      /`maxConcurrency.algorithm`/,
+    )
+    expect(() => makeController({ maxConcurrency: { algorithm: 'aimd' } as never })).toThrow(
+      /`maxConcurrency.latencyTargetMs`/,
+    )
+    expect(() => makeController({ maxConcurrency: 'auto' as never })).toThrow(/`maxConcurrency`/)
+    expect(() => makeController({ codel: { targetMs: 100, intervalMs: 50 } })).toThrow(/`codel.targetMs`/)
+  })
+})
+
+describe('AIMD limit', () => {
+  it('adds one per interval under the target and backs off above it', async () => {
+    const { controller, clock } = makeController({
+      maxConcurrency: { algorithm: 'aimd', initialLimit: 10, latencyTargetMs: 20 },
+    })
+    const run = (ms: number) => {
+      const permits = Array.from({ length: 10 }, () => controller.admit(0))
+      clock.advance(ms)
+      for (const p of permits) if (!(p instanceof Rejection) && !(p instanceof Promise)) p.release()
+    }
+    for (let i = 0; i < 20; i++) run(10)
+    const grown = controller.limit
+    expect(grown).toBeGreaterThan(10)
+    for (let i = 0; i < 20; i++) run(50)
+    expect(controller.limit).toBeLessThan(grown)
+  })
+})
+
+describe('CoDel queue discipline', () => {
+  it('bounds waits by the interval, and by the target once the queue has stood for an interval', async () => {
+    const { controller, clock } = makeController({
+      maxConcurrency: 1,
+      codel: { targetMs: 5, intervalMs: 50 },
+    })
+    const holder = controller.admit(0) as { release(): void }
+    const start = clock.now()
+    const waits: { enqueuedAt: number; waited?: number; reason?: string }[] = []
+    // A waiter every 2 ms for 100 ms, nothing ever released: a standing queue.
+    for (let t = 0; t <= 100; t += 2) {
+      const entry: (typeof waits)[number] = { enqueuedAt: clock.now() - start }
+      waits.push(entry)
+      void (controller.admit(0) as Promise<Rejection>).then((r) => {
+        entry.waited = clock.now() - start - entry.enqueuedAt
+        entry.reason = r.reason
+      })
+      clock.advance(1)
+      await Promise.resolve()
+      clock.advance(1)
+      await Promise.resolve()
+    }
+    // The first waiter had the whole interval; once the queue had stood for an interval, waits were
+    // cut at the target.
+    expect(waits[0]).toMatchObject({ waited: 50, reason: 'queue_delay' })
+    const late = waits.filter((w) => w.enqueuedAt >= 60 && w.enqueuedAt <= 90)
+    expect(late.length).toBeGreaterThan(10)
+    for (const w of late) {
+      expect(w.reason).toBe('queue_delay')
+      expect(w.waited).toBeLessThanOrEqual(6)
+    }
+    holder.release()
+  })
+
+  it('is off with a fixed limit unless asked for', () => {
+    expect(makeController({ maxConcurrency: 5 }).controller.options.codel).toBeUndefined()
+    expect(makeController({}).controller.options.codel).toEqual({ targetMs: 5, intervalMs: 50 })
+    expect(makeController({ codel: false }).controller.options.codel).toBeUndefined()
+  })
+
+  it('never starts work whose deadline has passed', async () => {
+    const { controller, clock } = makeController({ maxConcurrency: 1 })
+    expect((controller.admit(0, undefined, clock.now() - 1) as Rejection).reason).toBe('deadline_exceeded')
+    const holder = controller.admit(0) as { release(): void }
+    const waiting = controller.admit(0, undefined, clock.now() + 10) as Promise<Rejection>
+    clock.advance(20)
+    holder.release()
+    expect((await waiting).reason).toBe('deadline_exceeded')
+    expect(controller.inFlight).toBe(0)
+  })
+})
