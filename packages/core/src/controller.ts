@@ -182,7 +182,8 @@ function noop(): void {}
 export class BackpressureController {
   readonly options: Readonly<ResolvedOptions>
   readonly name: string
-  private readonly clock: Clock
+  /** The controller's time source: deadlines given to `admit` are in its milliseconds. */
+  readonly clock: Clock
   private readonly random: RandomSource
   private readonly retryAfterPolicy: RetryAfterPolicy
   private readonly limiter: ConcurrencyLimit
@@ -317,7 +318,7 @@ export class BackpressureController {
   admit(
     priority = 0,
     signal?: AbortSignal,
-    deadline = Number.POSITIVE_INFINITY,
+    deadline: number = Number.POSITIVE_INFINITY,
   ): Permit | Rejection | Promise<Permit | Rejection> {
     const now = this.clock.now()
     this.requestCount++

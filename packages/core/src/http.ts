@@ -33,7 +33,10 @@ export interface MetricsOptions<Req> {
 export interface RouteRule {
   /** HTTP method, or any method when omitted. */
   readonly method?: string
-  /** An exact path, or a prefix ending in `/*` (`/api/orders/*` matches `/api/orders/1`). */
+  /**
+   * An exact path (`/api/orders`), a pattern with `:name` segments (`/api/orders/:id`, one non-empty
+   * segment each), or either ending in `/*` for everything below it (`/static/*`).
+   */
   readonly path: string
   /** Priority of matching requests; higher runs first. */
   readonly priority?: number
@@ -68,6 +71,13 @@ export interface HttpBackpressureOptions<Req> extends BackpressureOptions {
   readonly metrics?: MetricsOptions<Req> | false
   /** Called once per rejected request, for logging or counting; keep it cheap. */
   readonly onReject?: (info: RejectInfo, req: Req) => void
+  /**
+   * A request header in which callers state how many milliseconds they will still wait (as Envoy's
+   * `x-envoy-expected-rq-timeout-ms` does). Work whose budget ran out while it queued is never started
+   * (`deadline_exceeded`). Values that are not whole non-negative numbers are ignored. Off unless set.
+   * @example 'x-request-timeout-ms'
+   */
+  readonly deadlineHeader?: string | false
 }
 
 /** Returned by `decide()` when the request goes on to its route (admitted, bypassed, or admitted already). */
@@ -101,9 +111,19 @@ function onResponseClose(this: StatefulResponse): void {
   else state.abort?.abort()
 }
 
+interface PatternRoute {
+  readonly method: string
+  /** Segments after the leading '/'; `undefined` stands for a `:param`. */
+  readonly segments: readonly (string | undefined)[]
+  /** True for a trailing `/*`: more segments may follow. */
+  readonly open: boolean
+  readonly rule: RouteRule
+}
+
+/** Exact paths are one map lookup; patterns (usually few) are walked segment by segment without allocating. */
 interface CompiledRoutes {
   readonly exact: Map<string, RouteRule>
-  readonly prefixes: readonly { readonly method: string; readonly prefix: string; readonly rule: RouteRule }[]
+  readonly patterns: readonly PatternRoute[]
 }
 
 const CONTROLLER_OWNED_OPTIONS = [
@@ -144,6 +164,7 @@ export class HttpBackpressure<Req> {
   private readonly metricsRender: (() => MetricsExposition | Promise<MetricsExposition>) | undefined
   private readonly onReject: ((info: RejectInfo, req: Req) => void) | undefined
   private readonly routes: CompiledRoutes | undefined
+  private readonly deadlineHeader: string | undefined
 
   constructor(options: HttpBackpressureOptions<Req> = {}) {
     assertObject('options', options as unknown)
@@ -190,6 +211,15 @@ export class HttpBackpressure<Req> {
       this.metricsRender = functionOption('metrics.render', metrics?.render)
     }
     this.routes = compileRoutes(options.routes)
+    const deadlineHeader = options.deadlineHeader
+    if (
+      deadlineHeader !== undefined &&
+      deadlineHeader !== false &&
+      (typeof deadlineHeader !== 'string' || deadlineHeader === '')
+    ) {
+      throw new InvalidOptionError('deadlineHeader', 'a header name or false', deadlineHeader)
+    }
+    this.deadlineHeader = typeof deadlineHeader === 'string' ? deadlineHeader.toLowerCase() : undefined
   }
 
   /**
@@ -243,13 +273,14 @@ export class HttpBackpressure<Req> {
     const state = new RequestState()
     stateful[kState] = state
     const controller = this.controller
+    const deadline = this.deadlineHeader === undefined ? undefined : this.deadlineOf(res)
     let result: Permit | Rejection | Promise<Permit | Rejection>
     if (controller.inFlight < controller.limit && controller.queueDepth === 0) {
       // The common case needs no AbortController: it cannot wait.
-      result = controller.admit(priority)
+      result = controller.admit(priority, undefined, deadline)
     } else {
       state.abort = new AbortController()
-      result = controller.admit(priority, state.abort.signal)
+      result = controller.admit(priority, state.abort.signal, deadline)
     }
     res.on('close', onResponseClose)
     if (result instanceof Permit) {
@@ -327,6 +358,12 @@ export class HttpBackpressure<Req> {
     )
   }
 
+  private deadlineOf(res: ServerResponse): number | undefined {
+    const raw = (res.req as IncomingMessage | undefined)?.headers[this.deadlineHeader as string]
+    if (typeof raw !== 'string' || !/^\d{1,10}$/.test(raw)) return undefined
+    return this.controller.clock.now() + Number(raw)
+  }
+
   /** Closes the controller if this layer made it. */
   close(): Promise<void> {
     return this.ownsController ? this.controller.close() : Promise.resolve()
@@ -396,7 +433,7 @@ function compileRoutes(rules: unknown): CompiledRoutes | undefined {
   if (!Array.isArray(rules))
     throw new InvalidOptionError('routes', 'an array of { method?, path, priority?, backpressure? }', rules)
   const exact = new Map<string, RouteRule>()
-  const prefixes: { method: string; prefix: string; rule: RouteRule }[] = []
+  const patterns: PatternRoute[] = []
   rules.forEach((rule: unknown, i) => {
     assertObject(`routes[${i}]`, rule)
     const { method, path, priority, backpressure } = rule as Partial<RouteRule>
@@ -412,19 +449,50 @@ function compileRoutes(rules: unknown): CompiledRoutes | undefined {
     }
     const key = method === undefined ? '*' : method.toUpperCase()
     const frozen: RouteRule = Object.freeze({ ...(rule as unknown as RouteRule) })
-    if (path.endsWith('/*')) prefixes.push({ method: key, prefix: path.slice(0, -1), rule: frozen })
-    else exact.set(`${key} ${path}`, frozen)
+    const open = path.endsWith('/*')
+    const body = open ? path.slice(0, -2) : path
+    if (!open && !body.includes('/:')) {
+      exact.set(`${key} ${path}`, frozen)
+      return
+    }
+    const segments = body === '' ? [] : body.slice(1).split('/')
+    patterns.push({
+      method: key,
+      segments: segments.map((segment) => (segment.startsWith(':') ? undefined : segment)),
+      open,
+      rule: frozen,
+    })
   })
-  // Longest prefix first, so the most specific rule wins.
-  prefixes.sort((a, b) => b.prefix.length - a.prefix.length)
-  return { exact, prefixes }
+  // The most specific first: more literal segments, then closed before open; ties keep their order.
+  const literals = (p: PatternRoute) => p.segments.filter((segment) => segment !== undefined).length
+  patterns.sort(
+    (a, b) =>
+      b.segments.length - a.segments.length || literals(b) - literals(a) || Number(a.open) - Number(b.open),
+  )
+  return { exact, patterns }
 }
 
 function matchRoute(routes: CompiledRoutes, method: string, path: string): RouteRule | undefined {
   const exact = routes.exact.get(`${method} ${path}`) ?? routes.exact.get(`* ${path}`)
   if (exact !== undefined) return exact
-  for (const { method: ruleMethod, prefix, rule } of routes.prefixes) {
-    if ((ruleMethod === '*' || ruleMethod === method) && path.startsWith(prefix)) return rule
+  for (const pattern of routes.patterns) {
+    if ((pattern.method === '*' || pattern.method === method) && matchSegments(pattern, path))
+      return pattern.rule
   }
   return undefined
+}
+
+function matchSegments(pattern: PatternRoute, path: string): boolean {
+  let start = 1
+  for (const expected of pattern.segments) {
+    if (start > path.length) return false
+    let end = path.indexOf('/', start)
+    if (end === -1) end = path.length
+    if (end === start) return false
+    if (expected !== undefined && (end - start !== expected.length || !path.startsWith(expected, start)))
+      return false
+    start = end + 1
+  }
+  // Closed patterns must consume the whole path (a trailing slash is tolerated); open ones need more below.
+  return pattern.open ? start < path.length : start >= path.length
 }

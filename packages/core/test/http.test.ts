@@ -1,0 +1,108 @@
+import { createServer, type Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { afterEach, describe, expect, it } from 'vitest'
+import { HttpBackpressure, type HttpBackpressureOptions, PASS } from '../src/index.js'
+
+/** The HTTP layer on a bare node:http server: what every adapter builds on. */
+let server: Server | undefined
+afterEach(async () => {
+  server?.closeAllConnections()
+  await new Promise((resolve) => server?.close(resolve) ?? resolve(undefined))
+  server = undefined
+})
+
+async function start(options: HttpBackpressureOptions<unknown>, hold: Promise<void>) {
+  const http = new HttpBackpressure<unknown>(options)
+  server = createServer((req, res) => {
+    const write = (decision: Awaited<ReturnType<typeof http.decide>>) => {
+      if (decision !== PASS) res.writeHead(decision.status, decision.headers).end(decision.body)
+      else if (!res.destroyed) {
+        if (req.url === '/hold') void hold.then(() => res.end('held'))
+        else res.end('ok')
+      }
+    }
+    const decision = http.decide(req, req.method ?? 'GET', req.url ?? '/', res)
+    if (decision instanceof Promise) void decision.then(write)
+    else write(decision)
+  })
+  await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address() as AddressInfo
+  return { http, url: `http://127.0.0.1:${port}` }
+}
+
+async function until(condition: () => boolean): Promise<void> {
+  for (let i = 0; i < 200 && !condition(); i++) await new Promise((r) => setTimeout(r, 10))
+  expect(condition()).toBe(true)
+}
+
+describe('route table', () => {
+  it('matches exact paths, :param segments and /* prefixes, most specific first', async () => {
+    let release!: () => void
+    const hold = new Promise<void>((r) => (release = r))
+    const { http, url } = await start(
+      {
+        maxConcurrency: 1,
+        maxQueueDepth: 0,
+        routes: [
+          { path: '/static/*', backpressure: false },
+          { method: 'GET', path: '/api/orders/:id', backpressure: false },
+          { method: 'GET', path: '/api/orders/:id/items/*', backpressure: false },
+          { method: 'GET', path: '/api/orders/special', priority: 3 },
+        ],
+      },
+      hold,
+    )
+    const held = fetch(`${url}/hold`)
+    await until(() => http.controller.inFlight === 1)
+    const status = async (method: string, path: string) => (await fetch(`${url}${path}`, { method })).status
+    // Opted out: they run although every slot is held.
+    expect(await status('GET', '/static/app.js')).toBe(200)
+    expect(await status('GET', '/static/css/site.css')).toBe(200)
+    expect(await status('GET', '/api/orders/42')).toBe(200)
+    expect(await status('GET', '/api/orders/42/items/7')).toBe(200)
+    // Not opted out: the wrong method, an empty segment, a deeper path, an exact rule that wins, no rule.
+    expect(await status('POST', '/api/orders/42')).toBe(503)
+    expect(await status('GET', '/api/orders/')).toBe(503)
+    expect(await status('GET', '/api/orders/42/other')).toBe(503)
+    expect(await status('GET', '/api/orders/special')).toBe(503)
+    expect(await status('GET', '/static')).toBe(503)
+    expect(await status('GET', '/elsewhere')).toBe(503)
+    release()
+    expect(await (await held).text()).toBe('held')
+  })
+})
+
+describe('deadline header', () => {
+  it('never starts work whose stated budget ran out while it queued', async () => {
+    let release!: () => void
+    const hold = new Promise<void>((r) => (release = r))
+    const { http, url } = await start(
+      { maxConcurrency: 1, maxQueueDepth: 10, deadlineHeader: 'X-Request-Timeout-Ms' },
+      hold,
+    )
+    const held = fetch(`${url}/hold`)
+    await until(() => http.controller.inFlight === 1)
+    const impatient = fetch(`${url}/work`, { headers: { 'x-request-timeout-ms': '50' } })
+    const patient = fetch(`${url}/work`, { headers: { 'x-request-timeout-ms': '60000' } })
+    const malformed = fetch(`${url}/work`, { headers: { 'x-request-timeout-ms': 'soon' } })
+    await until(() => http.controller.queueDepth === 3)
+    await new Promise((r) => setTimeout(r, 80))
+    release()
+    const [a, b, c] = await Promise.all([impatient, patient, malformed])
+    expect(a.status).toBe(503)
+    expect(await a.json()).toMatchObject({ reason: 'deadline_exceeded' })
+    expect(b.status).toBe(200)
+    expect(c.status).toBe(200)
+    await held
+    // Already spent on arrival: refused at once.
+    const spent = await fetch(`${url}/work`, { headers: { 'x-request-timeout-ms': '0' } })
+    expect(spent.status).toBe(503)
+    expect(http.controller.stats().rejections.deadline_exceeded).toBe(2)
+  })
+
+  it('rejects a bad header option', () => {
+    expect(() => new HttpBackpressure({ deadlineHeader: '' })).toThrow(
+      /Expected `deadlineHeader` to be a header name or false/,
+    )
+  })
+})
