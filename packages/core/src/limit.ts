@@ -147,15 +147,7 @@ export class GradientLimit implements ConcurrencyLimit {
     private readonly random: RandomSource,
     private readonly onChange: LimitChangeListener,
   ) {
-    this.minLimit = integerOption('maxConcurrency.minLimit', options.minLimit, 2, 1)
-    this.maxLimit = integerOption('maxConcurrency.maxLimit', options.maxLimit, 1000, this.minLimit)
-    this.limit = integerOption(
-      'maxConcurrency.initialLimit',
-      options.initialLimit,
-      Math.min(10, this.maxLimit),
-      this.minLimit,
-      this.maxLimit,
-    )
+    ;({ minLimit: this.minLimit, maxLimit: this.maxLimit, initialLimit: this.limit } = resolveBounds(options))
     this.tolerance = numberOption('maxConcurrency.tolerance', options.tolerance, 0.5, 0, 10)
     this.updateIntervalMs = numberOption('maxConcurrency.updateIntervalMs', options.updateIntervalMs, 100, 1)
     this.percentile = numberOption('maxConcurrency.percentile', options.percentile, 0.5, 0, 1, true)
@@ -269,15 +261,7 @@ export class AimdLimit implements ConcurrencyLimit {
     random: RandomSource,
     private readonly onChange: LimitChangeListener,
   ) {
-    this.minLimit = integerOption('maxConcurrency.minLimit', options.minLimit, 2, 1)
-    this.maxLimit = integerOption('maxConcurrency.maxLimit', options.maxLimit, 1000, this.minLimit)
-    this.limit = integerOption(
-      'maxConcurrency.initialLimit',
-      options.initialLimit,
-      Math.min(10, this.maxLimit),
-      this.minLimit,
-      this.maxLimit,
-    )
+    ;({ minLimit: this.minLimit, maxLimit: this.maxLimit, initialLimit: this.limit } = resolveBounds(options))
     if (options.latencyTargetMs === undefined) {
       throw new InvalidOptionError(
         'maxConcurrency.latencyTargetMs',
@@ -325,6 +309,20 @@ export class AimdLimit implements ConcurrencyLimit {
   }
 
   stop(): void {}
+}
+
+/** The bounds every adaptive limit shares, checked the same way. */
+function resolveBounds(options: { minLimit?: number; maxLimit?: number; initialLimit?: number }) {
+  const minLimit = integerOption('maxConcurrency.minLimit', options.minLimit, 2, 1)
+  const maxLimit = integerOption('maxConcurrency.maxLimit', options.maxLimit, 1000, minLimit)
+  const initialLimit = integerOption(
+    'maxConcurrency.initialLimit',
+    options.initialLimit,
+    Math.min(10, maxLimit),
+    minLimit,
+    maxLimit,
+  )
+  return { minLimit, maxLimit, initialLimit }
 }
 
 export function resolveLimit(
