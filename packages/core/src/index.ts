@@ -51,6 +51,15 @@ export {
   type GradientLimitOptions,
   type LimitOption,
 } from './limit.js'
+export {
+  type ClusterAggregator,
+  HISTOGRAM_FAMILIES,
+  type HistogramFamily,
+  METRIC_FAMILIES,
+  REJECTIONS_FAMILY,
+  SCALAR_FAMILIES,
+  type ScalarFamily,
+} from './metric-families.js'
 export { metricsJson, PROMETHEUS_CONTENT_TYPE, renderPrometheus } from './metrics-text.js'
 export type { ProcessSample, ProcessSampler } from './process-signals.js'
 export type { RetryAfterContext, RetryAfterOption } from './retry-after.js'
