@@ -1,77 +1,17 @@
-import type { Clock, RandomSource, TimerHandle } from '../src/index.js'
+import { ManualClock as CoreManualClock, seededRandom } from '@backpressure/core'
+import type { Clock } from '../src/index.js'
 
-interface ManualTimer {
-  at: number
-  seq: number
-  callback: () => void
-}
-
-/** A clock that moves only when told to; timers fire in order of due time during `advance()`. */
-export class ManualClock implements Clock {
-  private time: number
-  private seq = 0
-  private readonly timers = new Set<ManualTimer>()
-
+/**
+ * Core's manual clock, started at a wall-clock-like epoch: the client's `now()` is Date.now()-shaped
+ * because HTTP-date Retry-After values are compared against it.
+ */
+export class ManualClock extends CoreManualClock implements Clock {
   constructor(start = 1_700_000_000_000) {
-    this.time = start
-  }
-
-  now(): number {
-    return this.time
-  }
-
-  setTimeout(callback: () => void, ms: number): TimerHandle {
-    const timer: ManualTimer = { at: this.time + Math.max(0, ms), seq: this.seq++, callback }
-    this.timers.add(timer)
-    return timer
-  }
-
-  clearTimeout(handle: TimerHandle): void {
-    this.timers.delete(handle as ManualTimer)
-  }
-
-  get pendingTimers(): number {
-    return this.timers.size
-  }
-
-  nextTimerAt(): number | undefined {
-    let next: number | undefined
-    for (const timer of this.timers) if (next === undefined || timer.at < next) next = timer.at
-    return next
-  }
-
-  advance(ms: number): void {
-    const target = this.time + ms
-    for (;;) {
-      let next: ManualTimer | undefined
-      for (const timer of this.timers) {
-        if (
-          timer.at <= target &&
-          (next === undefined || timer.at < next.at || (timer.at === next.at && timer.seq < next.seq))
-        ) {
-          next = timer
-        }
-      }
-      if (next === undefined) break
-      this.timers.delete(next)
-      this.time = Math.max(this.time, next.at)
-      next.callback()
-    }
-    this.time = target
+    super(start)
   }
 }
 
-/** mulberry32, as in core: reproducible draws in [0, 1). */
-export function seededRandom(seed: number): RandomSource {
-  let state = seed >>> 0
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0
-    let t = state
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+export { seededRandom }
 
 /** Lets pending promise callbacks (and stream reads) run; yields to the event loop, never sleeps. */
 export async function flush(): Promise<void> {

@@ -65,6 +65,13 @@ export class ManualClock implements Clock {
     return this.timers.size
   }
 
+  /** When the next pending timer falls due, or undefined when none is pending. */
+  nextTimerAt(): number | undefined {
+    let next: number | undefined
+    for (const timer of this.timers) if (next === undefined || timer.at < next) next = timer.at
+    return next
+  }
+
   /** Moves time forward by `ms`, firing every timer that falls due on the way, in order. */
   advance(ms: number): void {
     const target = this.time + ms
