@@ -1,8 +1,15 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
+import { CircuitBreaker } from './circuit-breaker.js'
 import { BackpressureController, type BackpressureOptions, Permit, Rejection } from './controller.js'
 import { InvalidOptionError, type RejectionReason } from './errors.js'
 import { metricsJson, PROMETHEUS_CONTENT_TYPE, renderPrometheus } from './metrics-text.js'
-import { assertObject, functionOption } from './validate.js'
+import {
+  TokenBucketLimiter,
+  type TokenBucketResult,
+  type TokenBucketStore,
+  wholeSecondsAfter,
+} from './token-bucket.js'
+import { assertObject, booleanOption, functionOption } from './validate.js'
 
 /** A response the HTTP layer decided on; each adapter writes it with its framework's API. */
 export interface HttpResponse {
@@ -54,6 +61,42 @@ export interface RejectInfo {
   readonly priority: number
 }
 
+/**
+ * Per-client rate limiting with token buckets: over the limit, a request gets `429` with `Retry-After`
+ * (never earlier than the next token) and the IETF `RateLimit-Policy` / `RateLimit` headers, before it
+ * reaches the queue. See docs/rate-limiting.md.
+ *
+ * @example
+ * // Express: 20 requests at once per address, 5 more every second
+ * app.use(backpressure({ rateLimit: { key: (req) => req.ip ?? '', capacity: 20, refillPerSecond: 5 } }))
+ */
+export interface RateLimitOptions<Req> {
+  /**
+   * The client a request counts against: an API key, a user id, an address. Requests for which it
+   * returns `undefined` are not rate limited. Behind a proxy, read the client address the way your
+   * framework's trusted-proxy setting does (`req.ip`), never a raw `X-Forwarded-For`.
+   */
+  readonly key: (req: Req) => string | undefined
+  /** Tokens a full bucket holds: the burst a key may send at once (the `q` of `RateLimit-Policy`). */
+  readonly capacity: number
+  /** Tokens each key gets back per second, up to `capacity`; fractions allowed. */
+  readonly refillPerSecond: number
+  /** Tokens a request spends: a number, or a function of the request (0 to `capacity`). @default 1 */
+  readonly cost?: number | ((req: Req) => number)
+  /** The most keys the in-memory store holds; the least recently used go first. Not allowed with `store`. @default 10000 */
+  readonly maxKeys?: number
+  /** Where buckets live; may answer asynchronously (a store shared by a fleet). @default a bounded in-memory store */
+  readonly store?: TokenBucketStore
+  /** The policy's name in the `RateLimit-Policy` and `RateLimit` headers. @default 'default' */
+  readonly policyName?: string
+  /**
+   * Also send `RateLimit-Policy` and `RateLimit` on requests that are let through (429s always carry
+   * them). Two headers per response: turn it off if you do not want to pay for them.
+   * @default true
+   */
+  readonly headers?: boolean
+}
+
 export interface HttpBackpressureOptions<Req> extends BackpressureOptions {
   /** Share one controller (one budget) between several apps or routers; the core options above are then not allowed. */
   readonly controller?: BackpressureController
@@ -78,6 +121,27 @@ export interface HttpBackpressureOptions<Req> extends BackpressureOptions {
    * @example 'x-request-timeout-ms'
    */
   readonly deadlineHeader?: string | false
+  /** Per-client token-bucket rate limit (429), checked before admission. Off unless set. */
+  readonly rateLimit?: RateLimitOptions<Req>
+  /**
+   * While this breaker is open (or half-open with every trial slot taken), requests get `503`
+   * (`circuit_open`) at once, before queueing, with `Retry-After` = the remaining cool-down, jittered.
+   * Routes record the downstream's health by calling it through `breaker.execute(fn)`.
+   */
+  readonly circuitBreaker?: CircuitBreaker
+}
+
+/** The rate limit as resolved at construction. */
+interface ResolvedRateLimit<Req> {
+  readonly limiter: TokenBucketLimiter
+  readonly key: (req: Req) => string | undefined
+  readonly fixedCost: number
+  readonly costFn: ((req: Req) => number) | undefined
+  /** `"name"` as a Structured Field string, ready to prefix the `RateLimit` value. */
+  readonly quotedName: string
+  /** The whole `RateLimit-Policy` value, built once. */
+  readonly policy: string
+  readonly headers: boolean
 }
 
 /** Returned by `decide()` when the request goes on to its route (admitted, bypassed, or admitted already). */
@@ -165,6 +229,8 @@ export class HttpBackpressure<Req> {
   private readonly onReject: ((info: RejectInfo, req: Req) => void) | undefined
   private readonly routes: CompiledRoutes | undefined
   private readonly deadlineHeader: string | undefined
+  private readonly rateLimit: ResolvedRateLimit<Req> | undefined
+  private readonly breaker: CircuitBreaker | undefined
 
   constructor(options: HttpBackpressureOptions<Req> = {}) {
     assertObject('options', options as unknown)
@@ -220,6 +286,18 @@ export class HttpBackpressure<Req> {
       throw new InvalidOptionError('deadlineHeader', 'a header name or false', deadlineHeader)
     }
     this.deadlineHeader = typeof deadlineHeader === 'string' ? deadlineHeader.toLowerCase() : undefined
+    this.rateLimit = resolveRateLimit(options.rateLimit, this.controller)
+    const breaker = options.circuitBreaker as unknown
+    if (
+      breaker !== undefined &&
+      !(breaker instanceof CircuitBreaker) &&
+      (typeof breaker !== 'object' ||
+        breaker === null ||
+        typeof (breaker as CircuitBreaker).retryAfterSeconds !== 'function')
+    ) {
+      throw new InvalidOptionError('circuitBreaker', 'a CircuitBreaker', breaker)
+    }
+    this.breaker = breaker as CircuitBreaker | undefined
   }
 
   /**
@@ -270,6 +348,62 @@ export class HttpBackpressure<Req> {
       priority = rule?.priority ?? (this.priorityFn === undefined ? this.fixedPriority : this.priorityFn(req))
     }
 
+    // The breaker first: while the downstream is out, the answer is 503 for everyone, and a client's
+    // tokens are not spent on a request nobody could serve.
+    if (this.breaker !== undefined) {
+      const wait = this.breaker.retryAfterSeconds()
+      if (wait > 0) {
+        return this.rejected(
+          this.controller.rejectWith('circuit_open', priority, wait),
+          req,
+          method,
+          path,
+          priority,
+        )
+      }
+    }
+    const rateLimit = this.rateLimit
+    if (rateLimit !== undefined) {
+      const key = rateLimit.key(req)
+      if (key !== undefined) {
+        const taken = rateLimit.limiter.take(
+          key,
+          rateLimit.costFn === undefined ? rateLimit.fixedCost : rateLimit.costFn(req),
+        )
+        if (!isPromise(taken)) {
+          if (!taken.allowed) return this.rateLimited(taken, rateLimit, req, method, path, priority)
+          if (rateLimit.headers) setRateLimitHeaders(res, taken, rateLimit)
+        } else {
+          return taken.then((settled) => {
+            if (!settled.allowed) return this.rateLimited(settled, rateLimit, req, method, path, priority)
+            // The client may have gone while the store answered: nothing left to admit.
+            if (res.destroyed) {
+              return this.rejected(
+                this.controller.rejectWith('aborted', priority),
+                req,
+                method,
+                path,
+                priority,
+              )
+            }
+            if (rateLimit.headers && !res.headersSent) setRateLimitHeaders(res, settled, rateLimit)
+            return this.admit(stateful, req, method, path, priority)
+          })
+        }
+      }
+    }
+    return this.admit(stateful, req, method, path, priority)
+  }
+
+  /** Admission proper: a permit (released when the response closes), a wait, or a rejection. */
+  private admit(
+    stateful: StatefulResponse,
+    req: Req,
+    method: string,
+    path: string,
+    priority: number,
+  ): Decision | Promise<Decision> {
+    const res = stateful
     const state = new RequestState()
     stateful[kState] = state
     const controller = this.controller
@@ -369,6 +503,36 @@ export class HttpBackpressure<Req> {
     return this.ownsController ? this.controller.close() : Promise.resolve()
   }
 
+  /** The 429: counted through the controller (stats, metrics, events), with the IETF RateLimit headers. */
+  private rateLimited(
+    result: TokenBucketResult,
+    rateLimit: ResolvedRateLimit<Req>,
+    req: Req,
+    method: string,
+    path: string,
+    priority: number,
+  ): HttpResponse {
+    const seconds = wholeSecondsAfter(result.retryAfterMs)
+    const response = this.rejected(
+      this.controller.rejectWith('rate_limited', priority, seconds),
+      req,
+      method,
+      path,
+      priority,
+    )
+    return {
+      status: response.status,
+      // t is the Retry-After itself, so Retry-After never points before the end of the effective
+      // window (draft-ietf-httpapi-ratelimit-headers-11, section 6).
+      headers: {
+        ...response.headers,
+        'ratelimit-policy': rateLimit.policy,
+        ratelimit: `${rateLimit.quotedName};r=${result.remaining};t=${seconds}`,
+      },
+      body: response.body,
+    }
+  }
+
   private rejected(
     rejection: Rejection,
     req: Req,
@@ -401,6 +565,79 @@ function isBackpressureLike(
     error !== null &&
     (error as Record<symbol, unknown>)[Symbol.for('backpressure.error')] === true
   )
+}
+
+function isPromise<T>(value: T | Promise<T>): value is Promise<T> {
+  return typeof (value as { then?: unknown }).then === 'function'
+}
+
+function setRateLimitHeaders(
+  res: ServerResponse,
+  result: TokenBucketResult,
+  rateLimit: ResolvedRateLimit<never>,
+): void {
+  res.setHeader('RateLimit-Policy', rateLimit.policy)
+  res.setHeader(
+    'RateLimit',
+    `${rateLimit.quotedName};r=${result.remaining};t=${Math.ceil(result.resetMs / 1000)}`,
+  )
+}
+
+// A Structured Field string (RFC 9651 §3.3.3) holds printable ASCII; `"` and `\\` would need escaping,
+// so a policy name is kept to the characters that never do.
+const POLICY_NAME = /^[\x20-\x21\x23-\x5b\x5d-\x7e]+$/
+
+function resolveRateLimit<Req>(
+  option: RateLimitOptions<Req> | undefined,
+  controller: BackpressureController,
+): ResolvedRateLimit<Req> | undefined {
+  if (option === undefined) return undefined
+  assertObject('rateLimit', option as unknown)
+  const key = functionOption<(req: Req) => string | undefined>('rateLimit.key', option.key)
+  if (key === undefined)
+    throw new InvalidOptionError('rateLimit.key', 'a function of the request', option.key)
+  const limiter = new TokenBucketLimiter(
+    {
+      capacity: option.capacity,
+      refillPerSecond: option.refillPerSecond,
+      ...(option.maxKeys === undefined ? {} : { maxKeys: option.maxKeys }),
+      ...(option.store === undefined ? {} : { store: option.store }),
+      clock: controller.clock,
+    },
+    'rateLimit.',
+  )
+  const cost = option.cost
+  let fixedCost = 1
+  let costFn: ((req: Req) => number) | undefined
+  if (typeof cost === 'function') costFn = cost
+  else if (cost !== undefined) {
+    if (typeof cost !== 'number' || !(cost >= 0 && cost <= limiter.policy.capacity)) {
+      throw new InvalidOptionError(
+        'rateLimit.cost',
+        `a number from 0 to rateLimit.capacity (${limiter.policy.capacity}) or a function`,
+        cost,
+      )
+    }
+    fixedCost = cost
+  }
+  const name = option.policyName ?? 'default'
+  if (typeof name !== 'string' || !POLICY_NAME.test(name)) {
+    throw new InvalidOptionError(
+      'rateLimit.policyName',
+      'a non-empty string of printable ASCII without `"` or `\\`',
+      name,
+    )
+  }
+  const quotedName = `"${name}"`
+  return Object.freeze({
+    limiter,
+    key,
+    fixedCost,
+    costFn,
+    quotedName,
+    policy: `${quotedName};q=${limiter.policy.capacity};w=${limiter.windowSeconds}`,
+    headers: booleanOption('rateLimit.headers', option.headers, true),
+  })
 }
 
 function json(status: number, body: unknown): HttpResponse {

@@ -1,4 +1,10 @@
 export {
+  CircuitBreaker,
+  type CircuitBreakerOptions,
+  type CircuitState,
+  type CircuitStateChange,
+} from './circuit-breaker.js'
+export {
   type Clock,
   ManualClock,
   type RandomSource,
@@ -39,6 +45,7 @@ export {
   type MetricsExposition,
   type MetricsOptions,
   PASS,
+  type RateLimitOptions,
   type RejectInfo,
   type RouteRule,
 } from './http.js'
@@ -64,3 +71,11 @@ export { metricsJson, PROMETHEUS_CONTENT_TYPE, renderPrometheus } from './metric
 export type { ProcessSample, ProcessSampler } from './process-signals.js'
 export type { RetryAfterContext, RetryAfterOption } from './retry-after.js'
 export type { BackpressureStats } from './stats.js'
+export {
+  MemoryTokenBucketStore,
+  TokenBucketLimiter,
+  type TokenBucketOptions,
+  type TokenBucketPolicy,
+  type TokenBucketResult,
+  type TokenBucketStore,
+} from './token-bucket.js'

@@ -1,0 +1,207 @@
+import { type Clock, systemClock } from './clock.js'
+import { InvalidOptionError } from './errors.js'
+import { assertObject, integerOption } from './validate.js'
+
+/** What a bucket holds and how fast it refills; a store receives it with every `take`. */
+export interface TokenBucketPolicy {
+  /** Tokens a full bucket holds: the burst a key may spend at once. */
+  readonly capacity: number
+  /** Tokens added back per second, up to `capacity`. */
+  readonly refillPerSecond: number
+}
+
+/** The outcome of one `take`. */
+export interface TokenBucketResult {
+  /** True when the bucket held `cost` tokens and they were taken. */
+  readonly allowed: boolean
+  /** Whole tokens left in the bucket after this take (rounded down). */
+  readonly remaining: number
+  /**
+   * Milliseconds until the bucket holds `cost` tokens again (for `cost` 1, until the next token);
+   * 0 when allowed. Whole-second `Retry-After` values round this up, so a client that honours them
+   * never comes back before the token is there.
+   */
+  readonly retryAfterMs: number
+  /** Milliseconds until the bucket is full again (0 when it is full). */
+  readonly resetMs: number
+}
+
+/**
+ * Where buckets live. `take` refills the key's bucket lazily for the time passed since it was last
+ * touched, then takes `cost` tokens if it holds them — one atomic decision per call. It may return a
+ * promise, so a store shared by many instances (the planned `@backpressure/redis`, one Lua script per
+ * decision) plugs in without changing callers.
+ */
+export interface TokenBucketStore {
+  take(
+    key: string,
+    cost: number,
+    now: number,
+    policy: TokenBucketPolicy,
+  ): TokenBucketResult | Promise<TokenBucketResult>
+}
+
+// Tolerates float error in `tokens + elapsed * rate`, so a client that waited exactly the advertised
+// time is never refused for a rounding residue of 1e-15 of a token.
+const EPSILON = 1e-9
+
+interface Bucket {
+  tokens: number
+  updatedAt: number
+}
+
+/**
+ * The in-process store: one bucket per key in a Map kept in least-recently-used order (a touched key
+ * is deleted and set again, so the Map's first key is always the least recently used). Past `maxKeys`
+ * the least recently used bucket is dropped — usually one that has refilled to full, which loses
+ * nothing; a dropped bucket that was not full simply starts full again next time. Every operation is O(1).
+ */
+export class MemoryTokenBucketStore implements TokenBucketStore {
+  readonly maxKeys: number
+  private readonly buckets = new Map<string, Bucket>()
+
+  /** `maxKeys`: the most keys held at once (default 10000). */
+  constructor(options: { readonly maxKeys?: number | undefined } = {}) {
+    assertObject('options', options as unknown)
+    this.maxKeys = integerOption('maxKeys', options.maxKeys, 10_000, 1)
+  }
+
+  /** Keys held now. */
+  get size(): number {
+    return this.buckets.size
+  }
+
+  /** True when a bucket for `key` is held. */
+  has(key: string): boolean {
+    return this.buckets.has(key)
+  }
+
+  take(key: string, cost: number, now: number, policy: TokenBucketPolicy): TokenBucketResult {
+    const { capacity, refillPerSecond } = policy
+    const perMs = refillPerSecond / 1000
+    let bucket = this.buckets.get(key)
+    if (bucket === undefined) {
+      if (this.buckets.size >= this.maxKeys) {
+        const oldest = this.buckets.keys().next().value as string
+        this.buckets.delete(oldest)
+      }
+      bucket = { tokens: capacity, updatedAt: now }
+    } else {
+      this.buckets.delete(key)
+      const elapsed = now - bucket.updatedAt
+      if (elapsed > 0) bucket.tokens = Math.min(capacity, bucket.tokens + elapsed * perMs)
+      // A clock that went backwards must not mint tokens later: time is only ever taken forward.
+      bucket.updatedAt = Math.max(bucket.updatedAt, now)
+    }
+    this.buckets.set(key, bucket)
+
+    const allowed = bucket.tokens + EPSILON >= cost
+    if (allowed) bucket.tokens = Math.max(0, bucket.tokens - cost)
+    const tokens = bucket.tokens
+    return {
+      allowed,
+      remaining: Math.floor(tokens + EPSILON),
+      retryAfterMs: allowed ? 0 : (cost - tokens) / perMs,
+      resetMs: tokens + EPSILON >= capacity ? 0 : (capacity - tokens) / perMs,
+    }
+  }
+
+  /** Drops every bucket. */
+  clear(): void {
+    this.buckets.clear()
+  }
+}
+
+export interface TokenBucketOptions {
+  /** Tokens a full bucket holds: how many requests (of cost 1) a key may send in one burst. */
+  readonly capacity: number
+  /** Tokens added back per second, up to `capacity`; fractions allowed (`0.5` = one every 2 s). */
+  readonly refillPerSecond: number
+  /** The most keys the default memory store holds; the least recently used go first. Not allowed with `store`. @default 10000 */
+  readonly maxKeys?: number
+  /** Where buckets live. @default a MemoryTokenBucketStore bounded by `maxKeys` */
+  readonly store?: TokenBucketStore
+  /** Time source; tests pass a ManualClock. @default the monotonic system clock */
+  readonly clock?: Clock
+}
+
+/**
+ * Per-key token buckets: each key may spend `capacity` tokens at once and gets `refillPerSecond` back.
+ * Refill is computed when a key is seen (no timers), and the memory store is bounded in keys.
+ *
+ * @example
+ * const limiter = new TokenBucketLimiter({ capacity: 20, refillPerSecond: 5 })
+ * const result = limiter.take(clientIp) // a promise only with an async store
+ * if (!result.allowed) reply429(Math.max(1, Math.ceil(result.retryAfterMs / 1000)))
+ */
+export class TokenBucketLimiter {
+  readonly policy: TokenBucketPolicy
+  readonly store: TokenBucketStore
+  readonly clock: Clock
+
+  /** `prefix` names the options in error messages where they are nested (`'rateLimit.'`). */
+  constructor(options: TokenBucketOptions, prefix = '') {
+    assertObject(prefix === '' ? 'options' : prefix.slice(0, -1), options as unknown)
+    const capacity = options.capacity
+    if (typeof capacity !== 'number' || !Number.isInteger(capacity) || capacity < 1) {
+      throw new InvalidOptionError(`${prefix}capacity`, 'an integer from 1 and up', capacity)
+    }
+    const refillPerSecond = options.refillPerSecond
+    if (typeof refillPerSecond !== 'number' || !Number.isFinite(refillPerSecond) || refillPerSecond <= 0) {
+      throw new InvalidOptionError(`${prefix}refillPerSecond`, 'a finite number above 0', refillPerSecond)
+    }
+    this.policy = Object.freeze({ capacity, refillPerSecond })
+    if (options.store !== undefined) {
+      if (options.maxKeys !== undefined) {
+        throw new InvalidOptionError(
+          `${prefix}maxKeys`,
+          `unset when \`${prefix}store\` is given (bound the store itself)`,
+          options.maxKeys,
+        )
+      }
+      const store = options.store as unknown
+      if (
+        typeof store !== 'object' ||
+        store === null ||
+        typeof (store as TokenBucketStore).take !== 'function'
+      ) {
+        throw new InvalidOptionError(
+          `${prefix}store`,
+          'an object with a take(key, cost, now, policy) method',
+          store,
+        )
+      }
+      this.store = options.store
+    } else {
+      this.store = new MemoryTokenBucketStore({
+        maxKeys: integerOption(`${prefix}maxKeys`, options.maxKeys, 10_000, 1),
+      })
+    }
+    const clock = options.clock ?? systemClock
+    if (typeof clock !== 'object' || clock === null || typeof clock.now !== 'function') {
+      throw new InvalidOptionError('clock', 'a Clock (an object with now())', clock)
+    }
+    this.clock = clock
+  }
+
+  /**
+   * Takes `cost` tokens from `key`'s bucket if it holds them. A promise only when the store is async.
+   * @param cost tokens this request spends, from 0 to `capacity`. @default 1
+   */
+  take(key: string, cost = 1): TokenBucketResult | Promise<TokenBucketResult> {
+    if (typeof cost !== 'number' || !(cost >= 0 && cost <= this.policy.capacity)) {
+      throw new InvalidOptionError('cost', `a number from 0 to capacity (${this.policy.capacity})`, cost)
+    }
+    return this.store.take(key, cost, this.clock.now(), this.policy)
+  }
+
+  /** The window a full bucket refills over, in whole seconds (≥ 1): the `w` of `RateLimit-Policy`. */
+  get windowSeconds(): number {
+    return Math.max(1, Math.ceil(this.policy.capacity / this.policy.refillPerSecond))
+  }
+}
+
+/** Whole seconds to wait for `ms`, rounded up so never earlier, at least 1: a valid `Retry-After`. */
+export function wholeSecondsAfter(ms: number): number {
+  return Math.max(1, Math.ceil(ms / 1000))
+}

@@ -1,0 +1,195 @@
+import { describe, expect, it } from 'vitest'
+import {
+  InvalidOptionError,
+  ManualClock,
+  MemoryTokenBucketStore,
+  seededRandom,
+  TokenBucketLimiter,
+  type TokenBucketResult,
+  type TokenBucketStore,
+} from '../src/index.js'
+
+function make(options: { capacity: number; refillPerSecond: number; maxKeys?: number }) {
+  const clock = new ManualClock(1000)
+  const limiter = new TokenBucketLimiter({ ...options, clock })
+  const take = (key = 'k', cost?: number) => limiter.take(key, cost) as TokenBucketResult
+  return { clock, limiter, take }
+}
+
+describe('TokenBucketLimiter', () => {
+  it('lets a full bucket burst up to capacity, then refuses until a token is back', () => {
+    const { take } = make({ capacity: 3, refillPerSecond: 2 })
+    expect(take()).toEqual({ allowed: true, remaining: 2, retryAfterMs: 0, resetMs: 500 })
+    expect(take()).toMatchObject({ allowed: true, remaining: 1 })
+    expect(take()).toMatchObject({ allowed: true, remaining: 0, resetMs: 1500 })
+    expect(take()).toEqual({ allowed: false, remaining: 0, retryAfterMs: 500, resetMs: 1500 })
+  })
+
+  it('refills lazily from the clock and never above capacity', () => {
+    const { clock, take } = make({ capacity: 4, refillPerSecond: 1 })
+    for (let i = 0; i < 4; i++) take()
+    clock.advance(2500)
+    expect(take()).toMatchObject({ allowed: true, remaining: 1 }) // 2.5 tokens, one spent
+    clock.advance(3_600_000)
+    // An hour idle still buys one burst of `capacity`, no more.
+    for (let i = 0; i < 4; i++) expect(take().allowed).toBe(true)
+    expect(take().allowed).toBe(false)
+  })
+
+  it('spends `cost` tokens and waits for all of them', () => {
+    const { clock, take } = make({ capacity: 10, refillPerSecond: 2 })
+    expect(take('k', 8)).toMatchObject({ allowed: true, remaining: 2 })
+    const refused = take('k', 5)
+    // 3 tokens short at 2/s: 1.5 s, and a refusal takes nothing.
+    expect(refused).toMatchObject({ allowed: false, remaining: 2, retryAfterMs: 1500 })
+    clock.advance(1499)
+    expect(take('k', 5).allowed).toBe(false)
+    clock.advance(1)
+    expect(take('k', 5)).toMatchObject({ allowed: true, remaining: 0 })
+    expect(take('k', 0)).toMatchObject({ allowed: true, remaining: 0 })
+  })
+
+  it('keeps keys apart', () => {
+    const { take } = make({ capacity: 1, refillPerSecond: 1 })
+    expect(take('a').allowed).toBe(true)
+    expect(take('a').allowed).toBe(false)
+    expect(take('b').allowed).toBe(true)
+  })
+
+  it('never advertises a wait shorter than the next token (seeded random schedule)', () => {
+    const random = seededRandom(42)
+    for (let round = 0; round < 300; round++) {
+      const capacity = 1 + Math.floor(random() * 20)
+      const refillPerSecond = [0.1, 0.3, 1, 3, 7, 50][Math.floor(random() * 6)]!
+      const { clock, take } = make({ capacity, refillPerSecond })
+      for (let step = 0; step < 30; step++) {
+        clock.advance(Math.floor(random() * 400))
+        const cost = Math.floor(random() * (capacity + 1))
+        const result = take('k', cost)
+        if (result.allowed) continue
+        const seconds = Math.max(1, Math.ceil(result.retryAfterMs / 1000))
+        expect(seconds * 1000).toBeGreaterThanOrEqual(result.retryAfterMs)
+        // A millisecond before the advertised time: still refused (the margin absorbs float noise
+        // in retryAfterMs itself); at the advertised time: allowed.
+        const due = Math.ceil(result.retryAfterMs - 1e-6)
+        if (due >= 2) {
+          clock.advance(due - 1)
+          expect(take('k', cost).allowed).toBe(false)
+          clock.advance(1)
+        } else clock.advance(due)
+        expect(take('k', cost).allowed).toBe(true)
+      }
+    }
+  })
+
+  it('works with an asynchronous store', async () => {
+    const memory = new MemoryTokenBucketStore()
+    const store: TokenBucketStore = {
+      take: (key, cost, now, policy) => Promise.resolve(memory.take(key, cost, now, policy)),
+    }
+    const limiter = new TokenBucketLimiter({
+      capacity: 1,
+      refillPerSecond: 1,
+      store,
+      clock: new ManualClock(),
+    })
+    expect((await limiter.take('k')).allowed).toBe(true)
+    expect(await limiter.take('k')).toMatchObject({ allowed: false, retryAfterMs: 1000 })
+  })
+
+  it('exposes the policy window in whole seconds', () => {
+    expect(make({ capacity: 100, refillPerSecond: 10 }).limiter.windowSeconds).toBe(10)
+    expect(make({ capacity: 10, refillPerSecond: 3 }).limiter.windowSeconds).toBe(4)
+    expect(make({ capacity: 1, refillPerSecond: 50 }).limiter.windowSeconds).toBe(1)
+  })
+})
+
+describe('MemoryTokenBucketStore', () => {
+  const policy = { capacity: 2, refillPerSecond: 1 }
+
+  it('holds at most maxKeys buckets, dropping the least recently used first', () => {
+    const store = new MemoryTokenBucketStore({ maxKeys: 3 })
+    store.take('a', 1, 0, policy)
+    store.take('b', 1, 0, policy)
+    store.take('c', 1, 0, policy)
+    store.take('a', 1, 0, policy) // touched: now the most recent
+    store.take('d', 1, 0, policy) // evicts b, the least recently used
+    expect(store.size).toBe(3)
+    expect(['a', 'b', 'c', 'd'].filter((key) => store.has(key))).toEqual(['a', 'c', 'd'])
+    // a kept its state (both tokens spent); b starts full again.
+    expect(store.take('a', 1, 0, policy).allowed).toBe(false)
+    expect(store.take('b', 1, 0, policy)).toMatchObject({ allowed: true, remaining: 1 })
+  })
+
+  it('stays bounded under a flood of distinct keys', () => {
+    const store = new MemoryTokenBucketStore({ maxKeys: 100 })
+    for (let i = 0; i < 10_000; i++) store.take(`client-${i}`, 1, i, policy)
+    expect(store.size).toBe(100)
+    expect(store.has('client-9999')).toBe(true)
+    expect(store.has('client-0')).toBe(false)
+  })
+
+  it('never mints tokens when the clock steps backwards', () => {
+    const store = new MemoryTokenBucketStore()
+    store.take('k', 2, 10_000, policy)
+    expect(store.take('k', 1, 5_000, policy).allowed).toBe(false)
+    expect(store.take('k', 1, 10_999, policy).allowed).toBe(false)
+    expect(store.take('k', 1, 11_000, policy).allowed).toBe(true)
+  })
+})
+
+describe('token bucket options', () => {
+  const clock = new ManualClock()
+  const cases: [Record<string, unknown>, string][] = [
+    [
+      { refillPerSecond: 1 },
+      'Expected `capacity` to be an integer from 1 and up, got `undefined` (undefined)',
+    ],
+    [
+      { capacity: 0, refillPerSecond: 1 },
+      'Expected `capacity` to be an integer from 1 and up, got `0` (number)',
+    ],
+    [
+      { capacity: 1.5, refillPerSecond: 1 },
+      'Expected `capacity` to be an integer from 1 and up, got `1.5` (number)',
+    ],
+    [
+      { capacity: 1, refillPerSecond: 0 },
+      'Expected `refillPerSecond` to be a finite number above 0, got `0` (number)',
+    ],
+    [
+      { capacity: 1, refillPerSecond: '2' },
+      'Expected `refillPerSecond` to be a finite number above 0, got `"2"` (string)',
+    ],
+    [
+      { capacity: 1, refillPerSecond: Number.POSITIVE_INFINITY },
+      'Expected `refillPerSecond` to be a finite number above 0, got `Infinity` (number)',
+    ],
+    [
+      { capacity: 1, refillPerSecond: 1, maxKeys: 0 },
+      'Expected `maxKeys` to be an integer from 1 and up, got `0` (number)',
+    ],
+    [
+      { capacity: 1, refillPerSecond: 1, maxKeys: 5, store: new MemoryTokenBucketStore() },
+      'Expected `maxKeys` to be unset when `store` is given (bound the store itself), got `5` (number)',
+    ],
+    [
+      { capacity: 1, refillPerSecond: 1, store: {} },
+      'Expected `store` to be an object with a take(key, cost, now, policy) method, got (object)',
+    ],
+  ]
+  it.each(cases)('rejects %o', (options, message) => {
+    const build = () => new TokenBucketLimiter({ clock, ...options } as never)
+    expect(build).toThrow(InvalidOptionError)
+    expect(build).toThrow(message)
+  })
+
+  it('rejects a cost outside 0..capacity at take', () => {
+    const limiter = new TokenBucketLimiter({ capacity: 3, refillPerSecond: 1, clock })
+    expect(() => limiter.take('k', 4)).toThrow(
+      'Expected `cost` to be a number from 0 to capacity (3), got `4` (number)',
+    )
+    expect(() => limiter.take('k', -1)).toThrow(InvalidOptionError)
+    expect(() => limiter.take('k', Number.NaN)).toThrow(InvalidOptionError)
+  })
+})
