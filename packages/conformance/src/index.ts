@@ -1,6 +1,11 @@
 import { createServer, type RequestListener } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { BackpressureController, PROMETHEUS_CONTENT_TYPE, Rejection } from '@backpressure/core'
+import {
+  BackpressureController,
+  CircuitBreaker,
+  PROMETHEUS_CONTENT_TYPE,
+  Rejection,
+} from '@backpressure/core'
 import request from 'supertest'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import type { AdapterHarness, RouteSpec, StartedServer } from './harness.js'
@@ -626,6 +631,67 @@ export function runConformanceSuite(harness: AdapterHarness): void {
           expect(server.controller.stats()).toMatchObject({ requests: 2, admitted: 2, completed: 2 })
         },
       )
+    })
+
+    describe('rate limiting and circuit breaker', () => {
+      /** Every framework's request has `headers` (Koa's ctx delegates it): the key is a client header. */
+      const byClient = (req: { headers: Record<string, unknown> }) =>
+        req.headers['x-client'] as string | undefined
+      const item = /^"default";r=(\d+);t=(\d+)$/
+
+      it('answers 429 with Retry-After and the IETF RateLimit headers once a key spent its tokens', async () => {
+        const { runs, routes } = fixture()
+        // One token every 1000 s: nothing refills during the test.
+        const server = await start(
+          { rateLimit: { key: byClient, capacity: 2, refillPerSecond: 0.001 } },
+          routes,
+        )
+        const alice = { headers: { 'x-client': 'alice' } }
+        for (const remaining of [1, 0]) {
+          const ok = await fetch(`${server.url}/work`, alice)
+          expect(ok.status).toBe(200)
+          expect(await text(ok)).toBe('work')
+          expect(ok.headers.get('ratelimit-policy')).toBe('"default";q=2;w=2000')
+          expect(ok.headers.get('ratelimit')).toMatch(item)
+          expect(item.exec(ok.headers.get('ratelimit') ?? '')?.[1]).toBe(String(remaining))
+        }
+        const limited = await fetch(`${server.url}/work`, alice)
+        expect(limited.status).toBe(429)
+        const retryAfter = limited.headers.get('retry-after') ?? ''
+        expect(retryAfter).toMatch(WHOLE_SECONDS)
+        // The next token is about 1000 s away, and Retry-After is never earlier than it.
+        expect(Number(retryAfter)).toBeGreaterThanOrEqual(999)
+        expect(Number(retryAfter)).toBeLessThanOrEqual(1000)
+        expect(limited.headers.get('cache-control')).toBe('no-store')
+        expect(limited.headers.get('content-type')).toMatch(/^application\/json/)
+        expect(limited.headers.get('ratelimit-policy')).toBe('"default";q=2;w=2000')
+        expect(limited.headers.get('ratelimit')).toBe(`"default";r=0;t=${retryAfter}`)
+        expect(JSON.parse(await text(limited))).toEqual({
+          error: 'Too Many Requests',
+          reason: 'rate_limited',
+          retryAfter: Number(retryAfter),
+        })
+        expect(runs.work).toBe(2)
+        expect(server.controller.stats().rejections.rate_limited).toBe(1)
+        // Another client has its own bucket; health never counts against anyone.
+        expect((await fetch(`${server.url}/work`, { headers: { 'x-client': 'bob' } })).status).toBe(200)
+        expect((await fetch(`${server.url}/health`, alice)).status).toBe(200)
+      })
+
+      it('answers 503 circuit_open at once while the circuit breaker is open', async () => {
+        const { runs, routes } = fixture()
+        const breaker = new CircuitBreaker({ minimumCalls: 1, coolDownMs: 60_000 })
+        await breaker.execute(() => Promise.reject(new Error('database down'))).catch(() => undefined)
+        const server = await start({ circuitBreaker: breaker }, routes)
+        const body = await expect503(await fetch(`${server.url}/work`), 'circuit_open')
+        // The remaining cool-down (just under 60 s) rounded up, jittered upwards.
+        expect(body.retryAfter).toBeGreaterThanOrEqual(59)
+        expect(body.retryAfter).toBeLessThanOrEqual(90)
+        expect(runs.work).toBe(0)
+        expect(server.controller.stats()).toMatchObject({ admitted: 0, rejections: { circuit_open: 1 } })
+        breaker.reset()
+        expect((await fetch(`${server.url}/work`)).status).toBe(200)
+      })
     })
 
     describe('options', () => {
