@@ -4,6 +4,7 @@ import { BackpressureController, type BackpressureOptions, Permit, Rejection } f
 import { InvalidOptionError, type RejectionReason } from './errors.js'
 import { metricsJson, PROMETHEUS_CONTENT_TYPE, renderPrometheus } from './metrics-text.js'
 import {
+  type TokenBucketAnswer,
   TokenBucketLimiter,
   type TokenBucketResult,
   type TokenBucketStore,
@@ -133,7 +134,7 @@ export interface HttpBackpressureOptions<Req> extends BackpressureOptions {
 
 /** The rate limit as resolved at construction. */
 interface ResolvedRateLimit<Req> {
-  readonly limiter: TokenBucketLimiter
+  readonly limiter: TokenBucketLimiter<TokenBucketAnswer>
   readonly key: (req: Req) => string | undefined
   readonly fixedCost: number
   readonly costFn: ((req: Req) => number) | undefined
@@ -596,7 +597,7 @@ function resolveRateLimit<Req>(
   const key = functionOption<(req: Req) => string | undefined>('rateLimit.key', option.key)
   if (key === undefined)
     throw new InvalidOptionError('rateLimit.key', 'a function of the request', option.key)
-  const limiter = new TokenBucketLimiter(
+  const limiter = new TokenBucketLimiter<TokenBucketAnswer>(
     {
       capacity: option.capacity,
       refillPerSecond: option.refillPerSecond,

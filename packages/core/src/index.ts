@@ -73,6 +73,7 @@ export type { RetryAfterContext, RetryAfterOption } from './retry-after.js'
 export type { BackpressureStats } from './stats.js'
 export {
   MemoryTokenBucketStore,
+  type TokenBucketAnswer,
   TokenBucketLimiter,
   type TokenBucketOptions,
   type TokenBucketPolicy,

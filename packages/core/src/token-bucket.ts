@@ -32,14 +32,14 @@ export interface TokenBucketResult {
  * promise, so a store shared by many instances (the planned `@backpressure/redis`, one Lua script per
  * decision) plugs in without changing callers.
  */
-export interface TokenBucketStore {
-  take(
-    key: string,
-    cost: number,
-    now: number,
-    policy: TokenBucketPolicy,
-  ): TokenBucketResult | Promise<TokenBucketResult>
+export interface TokenBucketStore<
+  R extends TokenBucketResult | Promise<TokenBucketResult> = TokenBucketResult | Promise<TokenBucketResult>,
+> {
+  take(key: string, cost: number, now: number, policy: TokenBucketPolicy): R
 }
+
+/** What a store's `take` returns: a result, or a promise of one for an asynchronous store. */
+export type TokenBucketAnswer = TokenBucketResult | Promise<TokenBucketResult>
 
 // Tolerates float error in `tokens + elapsed * rate`, so a client that waited exactly the advertised
 // time is never refused for a rounding residue of 1e-15 of a token.
@@ -56,7 +56,7 @@ interface Bucket {
  * the least recently used bucket is dropped — usually one that has refilled to full, which loses
  * nothing; a dropped bucket that was not full simply starts full again next time. Every operation is O(1).
  */
-export class MemoryTokenBucketStore implements TokenBucketStore {
+export class MemoryTokenBucketStore implements TokenBucketStore<TokenBucketResult> {
   readonly maxKeys: number
   private readonly buckets = new Map<string, Bucket>()
 
@@ -112,7 +112,7 @@ export class MemoryTokenBucketStore implements TokenBucketStore {
   }
 }
 
-export interface TokenBucketOptions {
+export interface TokenBucketOptions<R extends TokenBucketAnswer = TokenBucketResult> {
   /** Tokens a full bucket holds: how many requests (of cost 1) a key may send in one burst. */
   readonly capacity: number
   /** Tokens added back per second, up to `capacity`; fractions allowed (`0.5` = one every 2 s). */
@@ -120,7 +120,7 @@ export interface TokenBucketOptions {
   /** The most keys the default memory store holds; the least recently used go first. Not allowed with `store`. @default 10000 */
   readonly maxKeys?: number
   /** Where buckets live. @default a MemoryTokenBucketStore bounded by `maxKeys` */
-  readonly store?: TokenBucketStore
+  readonly store?: TokenBucketStore<R>
   /** Time source; tests pass a ManualClock. @default the monotonic system clock */
   readonly clock?: Clock
 }
@@ -134,13 +134,13 @@ export interface TokenBucketOptions {
  * const result = limiter.take(clientIp) // a promise only with an async store
  * if (!result.allowed) reply429(Math.max(1, Math.ceil(result.retryAfterMs / 1000)))
  */
-export class TokenBucketLimiter {
+export class TokenBucketLimiter<R extends TokenBucketAnswer = TokenBucketResult> {
   readonly policy: TokenBucketPolicy
-  readonly store: TokenBucketStore
+  readonly store: TokenBucketStore<R>
   readonly clock: Clock
 
   /** `prefix` names the options in error messages where they are nested (`'rateLimit.'`). */
-  constructor(options: TokenBucketOptions, prefix = '') {
+  constructor(options: TokenBucketOptions<R>, prefix = '') {
     assertObject(prefix === '' ? 'options' : prefix.slice(0, -1), options as unknown)
     const capacity = options.capacity
     if (typeof capacity !== 'number' || !Number.isInteger(capacity) || capacity < 1) {
@@ -173,9 +173,10 @@ export class TokenBucketLimiter {
       }
       this.store = options.store
     } else {
+      // Without a store, R is its default, the memory store's synchronous result.
       this.store = new MemoryTokenBucketStore({
         maxKeys: integerOption(`${prefix}maxKeys`, options.maxKeys, 10_000, 1),
-      })
+      }) as TokenBucketStore as TokenBucketStore<R>
     }
     const clock = options.clock ?? systemClock
     if (typeof clock !== 'object' || clock === null || typeof clock.now !== 'function') {
@@ -188,7 +189,7 @@ export class TokenBucketLimiter {
    * Takes `cost` tokens from `key`'s bucket if it holds them. A promise only when the store is async.
    * @param cost tokens this request spends, from 0 to `capacity`. @default 1
    */
-  take(key: string, cost = 1): TokenBucketResult | Promise<TokenBucketResult> {
+  take(key: string, cost = 1): R {
     if (typeof cost !== 'number' || !(cost >= 0 && cost <= this.policy.capacity)) {
       throw new InvalidOptionError('cost', `a number from 0 to capacity (${this.policy.capacity})`, cost)
     }

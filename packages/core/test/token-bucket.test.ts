@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest'
+import { describe, expect, expectTypeOf, it } from 'vitest'
 import {
   InvalidOptionError,
   ManualClock,
@@ -12,7 +12,7 @@ import {
 function make(options: { capacity: number; refillPerSecond: number; maxKeys?: number }) {
   const clock = new ManualClock(1000)
   const limiter = new TokenBucketLimiter({ ...options, clock })
-  const take = (key = 'k', cost?: number) => limiter.take(key, cost) as TokenBucketResult
+  const take = (key = 'k', cost?: number) => limiter.take(key, cost)
   return { clock, limiter, take }
 }
 
@@ -95,6 +95,16 @@ describe('TokenBucketLimiter', () => {
     })
     expect((await limiter.take('k')).allowed).toBe(true)
     expect(await limiter.take('k')).toMatchObject({ allowed: false, retryAfterMs: 1000 })
+  })
+
+  it('types take() by its store: synchronous by default, a promise with an async store', () => {
+    const sync = new TokenBucketLimiter({ capacity: 1, refillPerSecond: 1 })
+    expectTypeOf(sync.take('k')).toEqualTypeOf<TokenBucketResult>()
+    const store: TokenBucketStore<Promise<TokenBucketResult>> = {
+      take: async (key, cost, now, policy) => new MemoryTokenBucketStore().take(key, cost, now, policy),
+    }
+    const async = new TokenBucketLimiter({ capacity: 1, refillPerSecond: 1, store })
+    expectTypeOf(async.take('k')).toEqualTypeOf<Promise<TokenBucketResult>>()
   })
 
   it('exposes the policy window in whole seconds', () => {
