@@ -55,12 +55,14 @@ function serverFor(listener: http.RequestListener): http.Server {
 
 /** Options of ours tuned to the pool: the limit is the pool, the queue a few queries deep. */
 export function tunedOptions(ctx: { poolSize: number }) {
-  return { maxConcurrency: ctx.poolSize, maxQueueDepth: ctx.poolSize * 2 }
+  // The CPU-bound variant has no pool (size 0): the same small limit still fits one event loop.
+  const size = ctx.poolSize > 0 ? ctx.poolSize : 4
+  return { maxConcurrency: size, maxQueueDepth: size * 2 }
 }
 
 /** The bound of the hand-written p-queue guard: a quarter second of the pool's work. */
 export function pqueueBound(ctx: { poolSize: number; queryMs: number }): number {
-  return Math.round((ctx.poolSize * 250) / ctx.queryMs)
+  return ctx.poolSize > 0 ? Math.round((ctx.poolSize * 250) / ctx.queryMs) : 100
 }
 
 // --- frameworks, bare ---------------------------------------------------------------------------
@@ -197,7 +199,7 @@ async function toobusy(ctx: SystemContext): Promise<BuiltSystem> {
 
 async function pqueueGuard(ctx: SystemContext): Promise<BuiltSystem> {
   // What a careful user writes by hand: a p-queue as wide as the pool, 503 once its queue passes a bound.
-  const queue = new PQueue({ concurrency: ctx.poolSize })
+  const queue = new PQueue({ concurrency: Math.max(1, ctx.poolSize) })
   const bound = pqueueBound(ctx)
   const server = await expressApp(ctx, undefined, async (req, res) => {
     if (queue.size >= bound) {
