@@ -15,6 +15,7 @@ import { runMicro } from './micro.js'
 import { runOverhead } from './overhead.js'
 import { startServer } from './proc.js'
 import { writeReport } from './report.js'
+import { type RetryStormResult, runRetryStorm } from './retry-storm.js'
 import { round } from './stats.js'
 import { SYSTEMS } from './systems.js'
 
@@ -63,6 +64,7 @@ export interface BenchResults {
   }
   readonly steps?: StepRun[]
   readonly overhead?: Awaited<ReturnType<typeof runOverhead>>
+  readonly retryStorm?: RetryStormResult
 }
 
 const args = process.argv.slice(2)
@@ -71,7 +73,7 @@ const flag = (name: string): string[] | undefined => {
   const i = args.indexOf(name)
   return i === -1 ? undefined : (args[i + 1] ?? '').split(',').filter(Boolean)
 }
-const only = new Set(flag('--only') ?? ['micro', 'macro', 'cpu', 'step', 'overhead'])
+const only = new Set(flag('--only') ?? ['micro', 'macro', 'cpu', 'step', 'overhead', 'retry'])
 const systemsFlag = flag('--systems')
 
 const QUICK_SYSTEMS = [
@@ -270,6 +272,11 @@ if (only.has('overhead')) {
       `  ${r.variant} vs ${r.base}: throughput ×${r.throughputRatios.join(', ')}; CPU/request ×${r.cpuRatios.join(', ')}`,
     )
   }
+}
+
+if (only.has('retry')) {
+  log('retry storm: 200 clients against our server at 10× its capacity, per retry strategy')
+  results.retryStorm = await runRetryStorm({ quick, log })
 }
 
 results.durationS = round((performance.now() - began) / 1000)

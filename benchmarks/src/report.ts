@@ -283,6 +283,26 @@ export async function writeReport(results: BenchResults): Promise<string[]> {
     lines.push('')
   }
 
+  const storm = results.retryStorm
+  if (storm !== undefined) {
+    lines.push('## Retry storm: what clients do to an overloaded server')
+    lines.push('')
+    lines.push(
+      `${storm.clients} logical clients, each sending one logical request a second for ${storm.durationMs / 1000} s (${storm.offeredPerSecond} req/s), against our own server (core's HTTP layer, what every adapter runs) that can serve ${storm.capacity} req/s: 10× overload. Its 503s carry a jittered Retry-After of 1–3 s. Every strategy makes at most 3 attempts per logical request; only when it retries differs. "Before Retry-After" counts retries that reached the server earlier than the Retry-After they were given allowed; "largest wave" is the most retries arriving in any 100 ms.`,
+    )
+    lines.push('')
+    lines.push(
+      '| strategy | attempts per logical request | logical requests served | retries | before Retry-After | largest wave (retries / 100 ms) | lateness after Retry-After min / p50 / p99 (ms) |',
+    )
+    lines.push('|---|---:|---:|---:|---:|---:|---|')
+    for (const r of storm.results) {
+      lines.push(
+        `| ${r.strategy} | **${fmt(r.attemptsPerLogicalRequest, 3)}** | ${fmt(r.successRate * 100, 1)}% | ${r.retries} | ${r.retriesBeforeRetryAfter} | ${r.largestRetryWave} | ${r.retryLatenessMs.min} / ${r.retryLatenessMs.p50} / ${r.retryLatenessMs.p99} |`,
+      )
+    }
+    lines.push('')
+  }
+
   lines.push(targetsSection(results))
 
   const md = `${lines.join('\n').trimEnd()}\n`
@@ -404,8 +424,13 @@ function targetsSection(results: BenchResults): string {
   out.push(
     `| false rejections at ≤ 0.9× C (at 0.5×) | 0 | ${oursDefault.map(falseRejections).join(', ')} | ${oursTuned.map(falseRejections).join(', ')} | – | – |`,
   )
+  const strategies = results.retryStorm?.results ?? []
+  const amplification = (prefix: string): string => {
+    const r = strategies.find((x) => x.strategy.startsWith(prefix))
+    return r === undefined ? '–' : fmt(r.attemptsPerLogicalRequest, 3)
+  }
   out.push(
-    '| retry amplification (our client vs our server at 10×) | ≤ 1.1 | not measured by this harness yet | | | |',
+    `| retry amplification (our client vs our server at 10×) | ≤ 1.1 | ${strategies.length === 0 ? 'not run' : `one shared client ${amplification('@backpressure/client (one')}; a client each ${amplification('@backpressure/client (a client')}`} | | ${strategies.length === 0 ? '–' : `immediate retry ${amplification('immediate')}; seed's client ${amplification('seed')}`} | – |`,
   )
   out.push('')
   return out.join('\n')

@@ -1,15 +1,14 @@
 /**
- * Retry storm: 200 logical clients against a saturated server, one strategy at a time, measuring what
- * each retry strategy does to the server — attempts per logical request (target for ours: ≤ 1.1), retries
- * that arrived before the `Retry-After` they were given, how late after it the others came (spread, not
- * a spike at the floor), and the largest wave of retries in any 100 ms.
+ * Retry storm: 200 logical clients, one logical request a second each, against our own server at 10×
+ * its capacity, one strategy at a time, measuring what each retry strategy does to the server — attempts
+ * per logical request (DESIGN §7 target for ours: ≤ 1.1), retries that arrived before the `Retry-After`
+ * they were given, how late after it the others came (spread, not a spike at the floor), and the largest
+ * wave of retries in any 100 ms. Run by `pnpm bench` (tier `retry`).
  *
- *   tsx src/retry-storm.ts             writes results/retry-storm.json and prints a table
- *   tsx src/retry-storm.ts --quick     shorter run
- *
- * The server admits `capacity` requests per second (a token bucket) and answers the rest with a 503 and
- * a whole-seconds jittered Retry-After, as `@backpressure/core` does. Every strategy makes at most 3
- * attempts per logical request; only when they retry differs.
+ * The server is `@backpressure/core`'s HTTP layer (what every adapter runs) in front of a route that
+ * holds one of `CONCURRENCY` slots for `SERVICE_MS`: capacity 20 requests/s, offered 200/s. Its 503s
+ * carry a jittered whole-seconds Retry-After. Every strategy makes at most 3 attempts per logical
+ * request; only when they retry differs.
  */
 import { once } from 'node:events'
 import { mkdirSync, writeFileSync } from 'node:fs'
@@ -17,12 +16,14 @@ import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import { createFetch } from '@backpressure/client'
+import { HttpBackpressure, PASS } from '@backpressure/core'
 import { quantile, round, seeded, sleep } from './stats.js'
 
-const quick = process.argv.includes('--quick')
 const CLIENTS = 200
-const CAPACITY = 50 // requests per second the server admits: 200 clients at 1 request/s is 4× that
-const DURATION_MS = quick ? 4000 : 10_000
+const CONCURRENCY = 1
+const SERVICE_MS = 50
+/** Requests per second the server can serve: 200 clients at 1 request/s is 10× that. */
+const CAPACITY = (CONCURRENCY * 1000) / SERVICE_MS
 const DEADLINE_MS = 15_000
 const RETRY_AFTER = { min: 1, max: 3 }
 const BIN_MS = 100
@@ -35,15 +36,18 @@ interface Arrival {
   accepted: boolean
 }
 
-async function storm(name: string, strategy: Strategy) {
-  const random = seeded(1)
+async function storm(name: string, strategy: Strategy, durationMs: number) {
   const arrivals: Arrival[] = []
   const notBefore = new Map<string, number>()
   let early = 0
   // For each retry: arrival time minus the earliest moment its Retry-After allowed (negative = too early).
   const lateness: number[] = []
-  let tokens = CAPACITY / 10
-  let refilledAt = performance.now()
+  const http = new HttpBackpressure({
+    maxConcurrency: CONCURRENCY,
+    maxQueueDepth: 0,
+    retryAfter: RETRY_AFTER,
+    random: seeded(1),
+  })
   const server = createServer((req, res) => {
     const now = performance.now()
     const logical = String(req.headers['x-logical-id'])
@@ -52,23 +56,18 @@ async function storm(name: string, strategy: Strategy) {
       lateness.push(now - floor)
       if (now < floor) early++
     }
-    tokens = Math.min(CAPACITY / 10, tokens + ((now - refilledAt) / 1000) * CAPACITY)
-    refilledAt = now
-    const accepted = tokens >= 1
-    arrivals.push({ at: now, logical, accepted })
-    if (accepted) {
-      tokens -= 1
-      res.writeHead(200).end('ok')
+    const decision = http.decide(req, req.method ?? 'GET', req.url ?? '/', res)
+    if (decision instanceof Promise) throw new Error('maxQueueDepth 0: admission never waits')
+    arrivals.push({ at: now, logical, accepted: decision === PASS })
+    if (decision === PASS) {
+      setTimeout(() => res.writeHead(200).end('ok'), SERVICE_MS)
       return
     }
-    const seconds = RETRY_AFTER.min + Math.floor(random() * (RETRY_AFTER.max - RETRY_AFTER.min + 1))
-    res.writeHead(503, { 'retry-after': String(seconds), 'content-type': 'application/json' })
-    res.end(
-      JSON.stringify({ error: 'Service Unavailable', reason: 'queue_full', retryAfter: seconds }),
-      () => {
-        notBefore.set(logical, performance.now() + seconds * 1000)
-      },
-    )
+    const seconds = Number(decision.headers['retry-after'])
+    res.writeHead(decision.status, decision.headers)
+    res.end(decision.body, () => {
+      notBefore.set(logical, performance.now() + seconds * 1000)
+    })
   })
   server.keepAliveTimeout = 10_000
   server.listen(0, '127.0.0.1')
@@ -88,7 +87,7 @@ async function storm(name: string, strategy: Strategy) {
       (async () => {
         // Open loop per client: one logical request a second whatever happened to the earlier ones, so
         // a strategy that waits longer does not get to send less.
-        for (let n = 0; offset + n * 1000 < DURATION_MS; n++) {
+        for (let n = 0; offset + n * 1000 < durationMs; n++) {
           await sleep(Math.max(0, offset + n * 1000 - (performance.now() - start)))
           logicalRequests++
           pending.push(
@@ -109,6 +108,7 @@ async function storm(name: string, strategy: Strategy) {
   await Promise.all(pending)
   server.closeAllConnections()
   server.close()
+  await http.close()
 
   // Retries (every arrival after a logical request's first) per 100 ms bin: the largest bin is the
   // biggest wave of retries the server had to absorb at once.
@@ -175,29 +175,48 @@ const seedClient: Strategy = () => async (url, init) => {
   return response
 }
 
-const results = []
-for (const [name, strategy] of [
-  ['@backpressure/client (one client)', ours],
-  ['@backpressure/client (a client each)', oursPerClient],
-  ['immediate retry', immediate],
-  ["seed's client", seedClient],
-] as const) {
-  const result = await storm(name, strategy)
-  console.error(`${name}: ${JSON.stringify(result)}`)
-  results.push(result)
+export interface RetryStormResult {
+  readonly clients: number
+  readonly capacity: number
+  readonly offeredPerSecond: number
+  readonly durationMs: number
+  readonly results: Awaited<ReturnType<typeof storm>>[]
 }
 
-const header =
-  '| strategy | attempts / logical request | success | retries | before Retry-After | largest wave (retries / 100 ms) | lateness min / p50 / p99 (ms) |'
-console.log(`${header}\n|---|---|---|---|---|---|---|`)
-for (const r of results) {
-  console.log(
-    `| ${r.strategy} | ${r.attemptsPerLogicalRequest} | ${round(r.successRate * 100, 1)} % | ${r.retries} | ${r.retriesBeforeRetryAfter} | ${r.largestRetryWave} | ${r.retryLatenessMs.min} / ${r.retryLatenessMs.p50} / ${r.retryLatenessMs.p99} |`,
-  )
+export async function runRetryStorm(options: {
+  quick: boolean
+  log: (line: string) => void
+}): Promise<RetryStormResult> {
+  const durationMs = options.quick ? 4000 : 10_000
+  const results = []
+  for (const [name, strategy] of [
+    ['@backpressure/client (one client)', ours],
+    ['@backpressure/client (a client each)', oursPerClient],
+    ['immediate retry', immediate],
+    ["seed's client", seedClient],
+  ] as const) {
+    const result = await storm(name, strategy, durationMs)
+    options.log(
+      `  ${name}: ${result.attemptsPerLogicalRequest} attempts per logical request, ${result.retriesBeforeRetryAfter} retries before Retry-After, largest wave ${result.largestRetryWave}`,
+    )
+    results.push(result)
+  }
+  return { clients: CLIENTS, capacity: CAPACITY, offeredPerSecond: CLIENTS, durationMs, results }
 }
-const dir = fileURLToPath(new URL('../results/', import.meta.url))
-mkdirSync(dir, { recursive: true })
-writeFileSync(
-  `${dir}retry-storm${quick ? '-quick' : ''}.json`,
-  `${JSON.stringify({ clients: CLIENTS, capacity: CAPACITY, durationMs: DURATION_MS, results }, null, 2)}\n`,
-)
+
+// Run alone: `tsx src/retry-storm.ts [--quick]` prints the table and writes results/retry-storm.json.
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const quick = process.argv.includes('--quick')
+  const result = await runRetryStorm({ quick, log: (line) => console.error(line) })
+  const header =
+    '| strategy | attempts / logical request | success | retries | before Retry-After | largest wave (retries / 100 ms) | lateness min / p50 / p99 (ms) |'
+  console.log(`${header}\n|---|---|---|---|---|---|---|`)
+  for (const r of result.results) {
+    console.log(
+      `| ${r.strategy} | ${r.attemptsPerLogicalRequest} | ${round(r.successRate * 100, 1)} % | ${r.retries} | ${r.retriesBeforeRetryAfter} | ${r.largestRetryWave} | ${r.retryLatenessMs.min} / ${r.retryLatenessMs.p50} / ${r.retryLatenessMs.p99} |`,
+    )
+  }
+  const dir = fileURLToPath(new URL('../results/', import.meta.url))
+  mkdirSync(dir, { recursive: true })
+  writeFileSync(`${dir}retry-storm${quick ? '-quick' : ''}.json`, `${JSON.stringify(result, null, 2)}\n`)
+}
