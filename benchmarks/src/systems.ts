@@ -53,11 +53,14 @@ function serverFor(listener: http.RequestListener): http.Server {
   return server
 }
 
-/** Options of ours tuned to the pool: the limit is the pool, the queue a few queries deep. */
+/**
+ * Options of ours tuned to the scenario: with a pool, the limit is the pool and the queue a few queries
+ * deep; in the CPU-bound variant (no pool) the work queues in the event loop, not in front of a pool, so
+ * the tuned signal is event-loop utilization, sampled every 100 ms.
+ */
 export function tunedOptions(ctx: { poolSize: number }) {
-  // The CPU-bound variant has no pool (size 0): the same small limit still fits one event loop.
-  const size = ctx.poolSize > 0 ? ctx.poolSize : 4
-  return { maxConcurrency: size, maxQueueDepth: size * 2 }
+  if (ctx.poolSize === 0) return { maxEventLoopUtilization: 0.95, sampleIntervalMs: 100 }
+  return { maxConcurrency: ctx.poolSize, maxQueueDepth: ctx.poolSize * 2 }
 }
 
 /** The bound of the hand-written p-queue guard: a quarter second of the pool's work. */
