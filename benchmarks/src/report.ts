@@ -97,7 +97,7 @@ export async function writeReport(results: BenchResults): Promise<string[]> {
     '- Reproduce: `bash scripts/bootstrap.sh && pnpm bench` (full, about 10 minutes), or `pnpm bench --quick` (about a minute, written to benchmarks/results/ only). `pnpm bench --only macro --systems express,ours-express` runs a subset. Raw results: [benchmarks/results/latest.json](../benchmarks/results/latest.json).',
   )
   lines.push(
-    "- Servers run in a child process each (a fresh one per system and load, so no phase inherits another's backlog); their CPU time (per-thread scheduler time from `/proc/<pid>/task/*/schedstat`) and peak RSS (`VmHWM`) are read from outside. The load generator (undici, one socket per outstanding request) runs in the parent: open loop, requests on a fixed schedule, each with a 1 s client deadline counted from its scheduled time.",
+    "- Servers run in a child process each (a fresh one per system and load, so no phase inherits another's backlog); their CPU time (per-thread scheduler time from `/proc/<pid>/task/*/schedstat`) and peak RSS (`VmHWM`) are read from outside. The load generator (a minimal HTTP/1.1 client over `node:net`: keep-alive sockets, one outstanding request each, no pipelining; a request unanswered at its deadline has its socket destroyed) runs in the parent: open loop, requests on a fixed schedule, each with a 1 s client deadline counted from its scheduled time.",
   )
   lines.push('')
 

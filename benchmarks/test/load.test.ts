@@ -1,5 +1,5 @@
 import http from 'node:http'
-import type { AddressInfo } from 'node:net'
+import net, { type AddressInfo } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { runLoad } from '../src/load.js'
 
@@ -83,5 +83,174 @@ describe('open-loop load generator', () => {
       silent.closeAllConnections()
       silent.close()
     }
+  })
+})
+
+interface Served {
+  readonly origin: string
+  /** Sockets accepted. */
+  sockets(): number
+  close(): void
+}
+
+/** An HTTP server (or, given `raw`, a bare TCP one writing its own bytes) on a free loopback port. */
+async function serve(handler: http.RequestListener): Promise<Served>
+async function serve(handler: (socket: net.Socket) => void, raw: true): Promise<Served>
+async function serve(handler: (a: never, b: never) => void, raw = false): Promise<Served> {
+  let sockets = 0
+  const server = raw
+    ? net.createServer(handler as (socket: net.Socket) => void)
+    : http.createServer(handler as http.RequestListener)
+  server.on('connection', () => sockets++)
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  return {
+    origin: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    sockets: () => sockets,
+    close: () => {
+      if (server instanceof http.Server) server.closeAllConnections()
+      server.close()
+    },
+  }
+}
+
+describe('HTTP/1.1 framing', () => {
+  it('reads chunked bodies (several chunks, trailers) and keeps the socket alive', async () => {
+    let n = 0
+    const server = await serve((req, res) => {
+      req.resume()
+      const shed = n++ % 2 === 1
+      res.writeHead(shed ? 503 : 200, shed ? { 'retry-after': '4' } : {})
+      res.write('a')
+      res.write('b'.repeat(300))
+      if (!shed) res.addTrailers({ 'x-trailer': 'yes' })
+      setTimeout(() => res.end('c'), 1)
+    })
+    try {
+      const result = await runLoad({ origin: server.origin, path: '/', rate: 400, durationMs: 100 })
+      expect(result.sent).toBe(40)
+      expect(result.okInTime).toBe(20)
+      expect(result.status503WithRetryAfter).toBe(20)
+      expect(result.retryAfter).toEqual({ '4': 20 })
+      expect(result.socketErrors + result.timeouts + result.otherStatus + result.unanswered).toBe(0)
+      expect(server.sockets()).toBeLessThan(20)
+    } finally {
+      server.close()
+    }
+  })
+
+  it('reconnects when the server closes the connection after each response', async () => {
+    let n = 0
+    const server = await serve((req, res) => {
+      req.resume()
+      if (n++ % 2 === 0) res.writeHead(200, { connection: 'close' }).end('ok')
+      else res.writeHead(503, { connection: 'close', 'retry-after': '2' }).end()
+    })
+    try {
+      const result = await runLoad({ origin: server.origin, path: '/', rate: 400, durationMs: 100 })
+      expect(result.sent).toBe(40)
+      expect(result.okInTime).toBe(20)
+      expect(result.status503WithRetryAfter).toBe(20)
+      expect(result.socketErrors + result.timeouts + result.otherStatus + result.unanswered).toBe(0)
+      expect(server.sockets()).toBe(40)
+    } finally {
+      server.close()
+    }
+  })
+
+  it('parses responses split across reads, interim 1xx, and bodies delimited by the connection closing', async () => {
+    const responses = [
+      'HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello',
+      'HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok',
+      'HTTP/1.1 503 Service Unavailable\r\nTRANSFER-ENCODING: chunked\r\nRetry-After: 9\r\n\r\n3;ext=1\r\nabc\r\nA\r\n0123456789\r\n0\r\nx-t: 1\r\n\r\n',
+      'HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil the end',
+      'HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n',
+    ]
+    let n = 0
+    const server = await serve((socket) => {
+      socket.setNoDelay(true)
+      socket.on('error', () => {})
+      socket.on('data', async () => {
+        const i = n++ % responses.length
+        const bytes = Buffer.from(responses[i]!, 'latin1')
+        // Three bytes at a time, each its own write: every boundary falls somewhere.
+        for (let at = 0; at < bytes.length; at += 3) {
+          socket.write(bytes.subarray(at, at + 3))
+          await new Promise((resolve) => setTimeout(resolve, 1))
+        }
+        if (i === 3) socket.end()
+      })
+    }, true)
+    try {
+      const result = await runLoad({ origin: server.origin, path: '/', rate: 250, durationMs: 100 })
+      expect(result.sent).toBe(25)
+      expect(result.okInTime).toBe(15)
+      expect(result.status503WithRetryAfter).toBe(5)
+      expect(result.retryAfter).toEqual({ '9': 5 })
+      expect(result.otherStatus).toBe(5)
+      expect(result.socketErrors + result.timeouts + result.unanswered).toBe(0)
+    } finally {
+      server.close()
+    }
+  })
+
+  it('never opens more than `connections` sockets: the rest wait for one', async () => {
+    const server = await serve((req, res) => {
+      req.resume()
+      setTimeout(() => res.writeHead(200, { 'content-length': '2' }).end('ok'), 20)
+    })
+    try {
+      const result = await runLoad({
+        origin: server.origin,
+        path: '/',
+        rate: 400,
+        durationMs: 100,
+        connections: 2,
+      })
+      expect(result.sent).toBe(40)
+      expect(result.okInTime).toBe(40)
+      expect(server.sockets()).toBe(2)
+      // Two sockets, 20 ms a request: the last answers come about 400 ms after the first left.
+      expect(result.maxMs).toBeGreaterThan(250)
+    } finally {
+      server.close()
+    }
+  })
+
+  it('expires requests still waiting for a socket at their deadline, unsent', async () => {
+    // One socket, a server that never answers: each deadline frees the socket for the next request
+    // still within its own, and those whose deadline passed while they waited never leave.
+    let arrivals = 0
+    const server = await serve((req) => {
+      arrivals++
+      req.resume()
+    })
+    try {
+      const result = await runLoad({
+        origin: server.origin,
+        path: '/',
+        rate: 4000,
+        durationMs: 50,
+        deadlineMs: 50,
+        connections: 1,
+      })
+      expect(result.sent).toBe(200)
+      expect(result.timeouts).toBe(200)
+      expect(result.socketErrors + result.unanswered).toBe(0)
+      expect(arrivals).toBeGreaterThan(0)
+      expect(arrivals).toBeLessThan(150)
+    } finally {
+      server.close()
+    }
+  })
+
+  it('counts a refused connection as a socket error', async () => {
+    const server = await serve(() => {})
+    const origin = server.origin
+    server.close()
+    await new Promise((resolve) => setTimeout(resolve, 20))
+    const result = await runLoad({ origin, path: '/', rate: 200, durationMs: 50 })
+    expect(result.sent).toBe(10)
+    expect(result.socketErrors).toBe(10)
+    expect(result.timeouts + result.unanswered).toBe(0)
   })
 })
