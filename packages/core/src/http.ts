@@ -440,11 +440,11 @@ export class HttpBackpressure<Req> {
     readonly retryAfterSeconds: number
     readonly status: number
   }): HttpResponse {
-    return {
-      status: rejection.status,
-      headers: { ...JSON_HEADERS, 'retry-after': String(rejection.retryAfterSeconds) },
-      body: `{"error":"${rejection.status === 429 ? 'Too Many Requests' : 'Service Unavailable'}","reason":"${rejection.reason}","retryAfter":${rejection.retryAfterSeconds}}`,
-    }
+    return respond(
+      rejection.status,
+      { ...JSON_HEADERS, 'retry-after': String(rejection.retryAfterSeconds) },
+      `{"error":"${rejection.status === 429 ? 'Too Many Requests' : 'Service Unavailable'}","reason":"${rejection.reason}","retryAfter":${rejection.retryAfterSeconds}}`,
+    )
   }
 
   /**
@@ -463,11 +463,7 @@ export class HttpBackpressure<Req> {
 
   readiness(): HttpResponse {
     if (this.controller.isClosed) {
-      return {
-        status: 503,
-        headers: { ...JSON_HEADERS, 'retry-after': '5' },
-        body: '{"status":"shutting_down"}',
-      }
+      return respond(503, { ...JSON_HEADERS, 'retry-after': '5' }, '{"status":"shutting_down"}')
     }
     return json(200, { status: 'ready' })
   }
@@ -478,18 +474,19 @@ export class HttpBackpressure<Req> {
     }
     if (accept?.includes('application/json')) return json(200, metricsJson(this.controller.stats()))
     if (this.metricsRender === undefined) {
-      return {
-        status: 200,
-        headers: { 'content-type': PROMETHEUS_CONTENT_TYPE, 'cache-control': 'no-store' },
-        body: renderPrometheus([this.controller.stats()]),
-      }
+      return respond(
+        200,
+        { 'content-type': PROMETHEUS_CONTENT_TYPE, 'cache-control': 'no-store' },
+        renderPrometheus([this.controller.stats()]),
+      )
     }
     return Promise.resolve(this.metricsRender()).then(
-      (exposition): HttpResponse => ({
-        status: 200,
-        headers: { 'content-type': exposition.contentType, 'cache-control': 'no-store' },
-        body: exposition.body,
-      }),
+      (exposition): HttpResponse =>
+        respond(
+          200,
+          { 'content-type': exposition.contentType, 'cache-control': 'no-store' },
+          exposition.body,
+        ),
     )
   }
 
@@ -642,7 +639,15 @@ function resolveRateLimit<Req>(
 }
 
 function json(status: number, body: unknown): HttpResponse {
-  return { status, headers: JSON_HEADERS, body: JSON.stringify(body) }
+  return respond(status, JSON_HEADERS, JSON.stringify(body))
+}
+
+/**
+ * Every response states its length, so no adapter falls back to chunked encoding (Express's
+ * writeHead + end would) and a client can reuse the connection as soon as the body is read.
+ */
+function respond(status: number, headers: Readonly<Record<string, string>>, body: string): HttpResponse {
+  return { status, headers: { ...headers, 'content-length': String(Buffer.byteLength(body)) }, body }
 }
 
 function pathOf(url: string): string {

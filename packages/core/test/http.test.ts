@@ -67,6 +67,11 @@ describe('route table', () => {
     expect(await status('GET', '/api/orders/special')).toBe(503)
     expect(await status('GET', '/static')).toBe(503)
     expect(await status('GET', '/elsewhere')).toBe(503)
+    // Every answer of the layer states its length: no chunked encoding, whatever the adapter.
+    const rejected = await fetch(`${url}/elsewhere`)
+    const body = await rejected.text()
+    expect(rejected.headers.get('content-length')).toBe(String(Buffer.byteLength(body)))
+    expect(rejected.headers.get('transfer-encoding')).toBeNull()
     release()
     expect(await (await held).text()).toBe('held')
   })
