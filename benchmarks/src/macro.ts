@@ -24,7 +24,7 @@ export interface PhaseResult {
   readonly system: string
   readonly multiple: number
   readonly load: LoadResult
-  /** 2xx within the deadline per second, as % of C. */
+  /** 2xx within the deadline that arrived while the load ran, per second, as % of C. */
   readonly goodputPct: number
   readonly serverCpuMs: number
   /** Server CPU as a share of one core over the phase. */
@@ -107,7 +107,7 @@ export async function runPhase(options: PhaseOptions): Promise<PhaseResult> {
       system: options.system,
       multiple,
       load,
-      goodputPct: (load.okInTime / (options.durationMs / 1000) / scenario.capacity) * 100,
+      goodputPct: (load.okInTimeDuringLoad / (options.durationMs / 1000) / scenario.capacity) * 100,
       serverCpuMs,
       serverCpuPct: (serverCpuMs / wallMs) * 100,
       peakRssBytes: peak,

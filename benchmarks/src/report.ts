@@ -107,7 +107,7 @@ export async function writeReport(results: BenchResults): Promise<string[]> {
     lines.push('## The overload scenario')
     lines.push('')
     lines.push(
-      `A route awaits one query on a simulated database: a pool of P = ${s.poolSize} connections, S = ${s.queryMs} ms of I/O per query, excess callers waiting in the pool's own unbounded FIFO (as pg-pool's do). Capacity C = P·1000/S = **${s.capacity} req/s**. Offered load ${macro.multiples.map((x) => `${x}×`).join(', ')} C, ${macro.durationMs / 1000} s per phase after a short warm-up at 0.5× C. Goodput = 2xx answered within the 1 s deadline, per second, as % of C (so 0.5× C can at most reach 50%).`,
+      `A route awaits one query on a simulated database: a pool of P = ${s.poolSize} connections, S = ${s.queryMs} ms of I/O per query, excess callers waiting in the pool's own unbounded FIFO (as pg-pool's do). Capacity C = P·1000/S = **${s.capacity} req/s**. Offered load ${macro.multiples.map((x) => `${x}×`).join(', ')} C, ${macro.durationMs / 1000} s per phase after a short warm-up at 0.5× C. Goodput = 2xx answered within the 1 s deadline while the load ran, per second, as % of C (so 0.5× C can at most reach 50%; answers that drain from a queue after the last send are not credited, so no system can show more than its capacity).`,
     )
     lines.push('')
     lines.push('Systems:')
