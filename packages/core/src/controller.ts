@@ -96,11 +96,23 @@ interface ResolvedOptions {
   readonly name: string
 }
 
+/**
+ * What admission needs of an abort signal. An `AbortSignal` is one; the HTTP layer passes a lighter
+ * object of its own, so a queued request costs no AbortController (an EventTarget, and a DOMException
+ * with a stack trace when it fires).
+ */
+export interface AbortSignalLike {
+  readonly aborted: boolean
+  readonly reason?: unknown
+  addEventListener(type: 'abort', listener: { handleEvent(): void }, options?: { once?: boolean }): void
+  removeEventListener(type: 'abort', listener: { handleEvent(): void }): void
+}
+
 export interface AcquireOptions {
   /** Higher runs first; FIFO within a priority. @default 0 */
   readonly priority?: number
   /** Aborting leaves the queue at once; the work never starts. */
-  readonly signal?: AbortSignal | undefined
+  readonly signal?: AbortSignalLike | undefined
   /** Clock time (ms, the controller clock's) after which the work must not start. */
   readonly deadline?: number | undefined
 }
@@ -157,7 +169,7 @@ class Waiter extends QueueEntry {
     priority: number,
     enqueuedAt: number,
     readonly controller: BackpressureController,
-    readonly signal: AbortSignal | undefined,
+    readonly signal: AbortSignalLike | undefined,
     readonly deadline: number,
   ) {
     super(priority, enqueuedAt)
@@ -317,7 +329,7 @@ export class BackpressureController {
    */
   admit(
     priority = 0,
-    signal?: AbortSignal,
+    signal?: AbortSignalLike,
     deadline: number = Number.POSITIVE_INFINITY,
   ): Permit | Rejection | Promise<Permit | Rejection> {
     const now = this.clock.now()
@@ -485,7 +497,7 @@ export class BackpressureController {
 
   private enqueue(
     priority: number,
-    signal: AbortSignal | undefined,
+    signal: AbortSignalLike | undefined,
     deadline: number,
     now: number,
   ): Promise<Permit | Rejection> {
@@ -656,7 +668,7 @@ function resolveCodel(option: unknown, adaptive: boolean): ResolvedOptions['code
   })
 }
 
-function errorFor(rejection: Rejection, signal: AbortSignal | undefined): unknown {
+function errorFor(rejection: Rejection, signal: AbortSignalLike | undefined): unknown {
   if (rejection.reason === 'aborted' && signal?.aborted) return signal.reason
   return rejection.toError()
 }

@@ -1,6 +1,12 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { CircuitBreaker } from './circuit-breaker.js'
-import { BackpressureController, type BackpressureOptions, Permit, Rejection } from './controller.js'
+import {
+  type AbortSignalLike,
+  BackpressureController,
+  type BackpressureOptions,
+  Permit,
+  Rejection,
+} from './controller.js'
 import { InvalidOptionError, type RejectionReason } from './errors.js'
 import { metricsJson, PROMETHEUS_CONTENT_TYPE, renderPrometheus } from './metrics-text.js'
 import {
@@ -156,14 +162,32 @@ const JSON_HEADERS = {
 } as const
 
 /**
- * What a request holds: its permit once admitted, or the abort controller of its wait. One object per
- * request that reached the controller, stored on the response so the one `close` listener (a shared
- * function, not a closure) can end the wait or release the permit.
+ * What a request holds: its permit once admitted, and, while it waits, the role of its abort signal.
+ * One object per request that reached the controller, stored on the response so the one `close`
+ * listener (a shared function, not a closure) can end the wait or release the permit. Being its own
+ * signal spares every queued request an AbortController and, when the client leaves, a DOMException.
  */
-class RequestState {
+class RequestState implements AbortSignalLike {
   permit: Permit | undefined = undefined
-  abort: AbortController | undefined = undefined
   closed = false
+  aborted = false
+  private listener: { handleEvent(): void } | undefined = undefined
+
+  addEventListener(_type: 'abort', listener: { handleEvent(): void }): void {
+    this.listener = listener
+  }
+
+  removeEventListener(_type: 'abort', listener: { handleEvent(): void }): void {
+    if (this.listener === listener) this.listener = undefined
+  }
+
+  abort(): void {
+    if (this.aborted) return
+    this.aborted = true
+    const listener = this.listener
+    this.listener = undefined
+    listener?.handleEvent()
+  }
 }
 
 type StatefulResponse = ServerResponse & { [kState]?: RequestState | true }
@@ -173,7 +197,7 @@ function onResponseClose(this: StatefulResponse): void {
   if (state === undefined || state === true) return
   state.closed = true
   if (state.permit !== undefined) state.permit.release()
-  else state.abort?.abort()
+  else state.abort()
 }
 
 interface PatternRoute {
@@ -409,14 +433,8 @@ export class HttpBackpressure<Req> {
     stateful[kState] = state
     const controller = this.controller
     const deadline = this.deadlineHeader === undefined ? undefined : this.deadlineOf(res)
-    let result: Permit | Rejection | Promise<Permit | Rejection>
-    if (controller.inFlight < controller.limit && controller.queueDepth === 0) {
-      // The common case needs no AbortController: it cannot wait.
-      result = controller.admit(priority, undefined, deadline)
-    } else {
-      state.abort = new AbortController()
-      result = controller.admit(priority, state.abort.signal, deadline)
-    }
+    // The request state is the wait's abort signal: the response's `close` aborts a queued request.
+    const result = controller.admit(priority, state, deadline)
     res.on('close', onResponseClose)
     if (result instanceof Permit) {
       state.permit = result
@@ -424,6 +442,8 @@ export class HttpBackpressure<Req> {
     }
     if (result instanceof Rejection) return this.rejected(result, req, method, path, priority)
     return result.then((settled) => {
+      // Settled: a later `close` has no wait left to abort (and must not count an abort).
+      state.aborted = true
       if (settled instanceof Permit) {
         // The client may have gone between the slot being handed over and this callback.
         if (state.closed) settled.release()

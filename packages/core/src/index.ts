@@ -13,6 +13,7 @@ export {
   type TimerHandle,
 } from './clock.js'
 export {
+  type AbortSignalLike,
   type AcquireOptions,
   BackpressureController,
   type BackpressureOptions,
