@@ -12,7 +12,7 @@ function capture() {
       done()
     },
   })
-  return { logger: pino({ base: undefined }, stream), lines }
+  return { logger: pino({ base: null }, stream), lines }
 }
 
 /** Every tenth draw is below 0.1: exactly one rejection in ten is logged. */

@@ -123,3 +123,24 @@ export class OrderService {
     return this.pool.query(() => this.orders.slice(-limit).reverse())
   }
 }
+
+/** The simulated database's size from the environment (`DB_CONNECTIONS`, `DB_QUERY_MS`), as the examples start it. */
+export function poolOptionsFromEnv(): PoolOptions {
+  return {
+    connections: Number(process.env.DB_CONNECTIONS ?? 4),
+    queryMs: Number(process.env.DB_QUERY_MS ?? 10),
+  }
+}
+
+/**
+ * Draining on SIGTERM/SIGINT: closing the limiter turns /ready to 503 (the load balancer stops sending
+ * new traffic) and answers queued requests with 503; the server then stops once the requests in flight
+ * have finished.
+ */
+export function drainOnSignals(limiter: { close(): Promise<void> }, server: { close(): unknown }): void {
+  const drain = () => {
+    void limiter.close().then(() => server.close())
+  }
+  process.once('SIGTERM', drain)
+  process.once('SIGINT', drain)
+}
