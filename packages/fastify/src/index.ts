@@ -16,6 +16,9 @@ import type {
 } from 'fastify'
 import fp from 'fastify-plugin'
 
+// What users build options from, so one import is enough.
+export { BackpressureError, CircuitBreaker, TokenBucketLimiter } from '@backpressure/core'
+
 /** A route's own setting: `config: { backpressure: { priority: 10 } }`. */
 export interface BackpressureRouteConfig {
   /** Priority of this route's requests; higher runs first. Wins over the `priority` option. @default the `priority` option */

@@ -8,14 +8,19 @@ import {
 import type { Context, Middleware } from 'koa'
 
 export type {
-  BackpressureController,
   BackpressureOptions,
   BackpressureStats,
   MetricsOptions,
   RejectInfo,
   RouteRule,
 } from '@backpressure/core'
-export { BackpressureError } from '@backpressure/core'
+// What users build options from, so one import is enough.
+export {
+  BackpressureController,
+  BackpressureError,
+  CircuitBreaker,
+  TokenBucketLimiter,
+} from '@backpressure/core'
 
 /** The core options, plus the HTTP options whose functions (`priority`, `skip`, …) receive Koa's `ctx`. */
 export type BackpressureKoaOptions = HttpBackpressureOptions<Context>
