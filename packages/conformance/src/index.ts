@@ -5,6 +5,7 @@ import {
   CircuitBreaker,
   PROMETHEUS_CONTENT_TYPE,
   Rejection,
+  type RouteRule,
 } from '@backpressure/core'
 import request from 'supertest'
 import { afterEach, describe, expect, it, vi } from 'vitest'
@@ -83,6 +84,39 @@ async function text(response: Response): Promise<string> {
 }
 
 const WHOLE_SECONDS = /^[1-9]\d*$/
+
+/** GET /stream: sends `first;`, then `rest` once `more` opens, so a test controls when the body ends. */
+function streamRoute(more: Gate, rest: string): RouteSpec {
+  return {
+    method: 'GET',
+    path: '/stream',
+    handler: async () => ({
+      stream: (async function* () {
+        yield 'first;'
+        await more.promise
+        yield rest
+      })(),
+    }),
+  }
+}
+
+/**
+ * For adapters whose idiom for per-route settings is the `routes` table (Express, Koa): turns each
+ * RouteSpec's `priority` / `optOut` into a row of the table, after any rows the options already hold.
+ */
+export function withRouteTable<O>(options: Record<string, unknown>, routes: readonly RouteSpec[]): O {
+  const table: RouteRule[] = routes
+    .filter((route) => route.priority !== undefined || route.optOut === true)
+    .map((route) => ({
+      method: route.method,
+      path: route.path,
+      ...(route.priority === undefined ? {} : { priority: route.priority }),
+      ...(route.optOut === true ? { backpressure: false as const } : {}),
+    }))
+  if (table.length === 0) return options as O
+  const given = (options.routes as readonly RouteRule[] | undefined) ?? []
+  return { ...options, routes: [...given, ...table] } as O
+}
 
 /**
  * Registers the conformance table (DESIGN.md §4) for one adapter: every behaviour against a real server
@@ -500,19 +534,7 @@ export function runConformanceSuite(harness: AdapterHarness): void {
 
       it('holds the permit of a streamed response until the stream ends', async () => {
         const more = gate()
-        const { routes } = fixture([
-          {
-            method: 'GET',
-            path: '/stream',
-            handler: async () => ({
-              stream: (async function* () {
-                yield 'first;'
-                await more.promise
-                yield 'last'
-              })(),
-            }),
-          },
-        ])
+        const { routes } = fixture([streamRoute(more, 'last')])
         const server = await start({ maxConcurrency: 1 }, routes)
         const res = await fetch(`${server.url}/stream`)
         expect(res.status).toBe(200)
@@ -532,19 +554,7 @@ export function runConformanceSuite(harness: AdapterHarness): void {
 
       it('frees the permit when the client aborts mid-response', async () => {
         const never = gate()
-        const { routes } = fixture([
-          {
-            method: 'GET',
-            path: '/stream',
-            handler: async () => ({
-              stream: (async function* () {
-                yield 'first;'
-                await never.promise
-                yield 'never read'
-              })(),
-            }),
-          },
-        ])
+        const { routes } = fixture([streamRoute(never, 'never read')])
         const server = await start({ maxConcurrency: 1 }, routes)
         const abort = new AbortController()
         const res = await fetch(`${server.url}/stream`, { signal: abort.signal })

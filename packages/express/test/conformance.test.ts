@@ -1,22 +1,13 @@
-import { type AdapterHarness, type RouteSpec, runConformanceSuite, serve } from '@backpressure/conformance'
-import type { BackpressureController, RouteRule } from '@backpressure/core'
+import {
+  type AdapterHarness,
+  type RouteSpec,
+  runConformanceSuite,
+  serve,
+  withRouteTable,
+} from '@backpressure/conformance'
+import type { BackpressureController } from '@backpressure/core'
 import express, { type Router } from 'express'
 import { type BackpressureExpressOptions, type BackpressureMiddleware, backpressure } from '../src/index.js'
-
-/** RouteSpec.priority / optOut become rows of the route table: the Express idiom for per-route settings. */
-function withRouteTable(options: Record<string, unknown>, routes: readonly RouteSpec[]) {
-  const table: RouteRule[] = routes
-    .filter((route) => route.priority !== undefined || route.optOut === true)
-    .map((route) => ({
-      method: route.method,
-      path: route.path,
-      ...(route.priority === undefined ? {} : { priority: route.priority }),
-      ...(route.optOut === true ? { backpressure: false as const } : {}),
-    }))
-  if (table.length === 0) return options as BackpressureExpressOptions
-  const given = (options.routes as readonly RouteRule[] | undefined) ?? []
-  return { ...options, routes: [...given, ...table] } as BackpressureExpressOptions
-}
 
 function mount(router: Router, routes: readonly RouteSpec[], controller: BackpressureController): void {
   for (const route of routes) {
@@ -48,14 +39,14 @@ const harness: AdapterHarness = {
   name: 'express',
   async start(options, routes) {
     const app = express()
-    const limiter = backpressure(withRouteTable(options, routes))
+    const limiter = backpressure(withRouteTable<BackpressureExpressOptions>(options, routes))
     app.use(limiter)
     mount(app.router, routes, limiter.controller)
     return listen(app, limiter)
   },
   async startLayered(options, inner, routes) {
     const app = express()
-    const outer = backpressure(withRouteTable(options, routes))
+    const outer = backpressure(withRouteTable<BackpressureExpressOptions>(options, routes))
     const router = express.Router()
     router.use(backpressure({ ...inner, controller: outer.controller } as BackpressureExpressOptions))
     mount(router, routes, outer.controller)

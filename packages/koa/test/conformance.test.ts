@@ -1,24 +1,15 @@
 import { Readable } from 'node:stream'
-import { type AdapterHarness, type RouteSpec, runConformanceSuite, serve } from '@backpressure/conformance'
-import type { BackpressureController, RouteRule } from '@backpressure/core'
+import {
+  type AdapterHarness,
+  type RouteSpec,
+  runConformanceSuite,
+  serve,
+  withRouteTable,
+} from '@backpressure/conformance'
+import type { BackpressureController } from '@backpressure/core'
 import Router from '@koa/router'
 import Koa from 'koa'
 import { type BackpressureKoaOptions, type BackpressureMiddleware, backpressure } from '../src/index.js'
-
-/** RouteSpec.priority / optOut become rows of the route table: the Koa idiom for per-route settings. */
-function withRouteTable(options: Record<string, unknown>, routes: readonly RouteSpec[]) {
-  const table: RouteRule[] = routes
-    .filter((route) => route.priority !== undefined || route.optOut === true)
-    .map((route) => ({
-      method: route.method,
-      path: route.path,
-      ...(route.priority === undefined ? {} : { priority: route.priority }),
-      ...(route.optOut === true ? { backpressure: false as const } : {}),
-    }))
-  if (table.length === 0) return options as BackpressureKoaOptions
-  const given = (options.routes as readonly RouteRule[] | undefined) ?? []
-  return { ...options, routes: [...given, ...table] } as BackpressureKoaOptions
-}
 
 function routerFor(routes: readonly RouteSpec[], controller: BackpressureController): Router {
   const router = new Router()
@@ -45,14 +36,14 @@ const harness: AdapterHarness = {
   name: 'koa',
   async start(options, routes) {
     const app = new Koa()
-    const limiter = backpressure(withRouteTable(options, routes))
+    const limiter = backpressure(withRouteTable<BackpressureKoaOptions>(options, routes))
     const router = routerFor(routes, limiter.controller)
     app.use(limiter).use(router.routes())
     return listen(app, limiter)
   },
   async startLayered(options, inner, routes) {
     const app = new Koa()
-    const outer = backpressure(withRouteTable(options, routes))
+    const outer = backpressure(withRouteTable<BackpressureKoaOptions>(options, routes))
     const router = routerFor(routes, outer.controller)
     // Router-level middleware runs for matched routes only, after the app-wide layer.
     const routed = new Router()
