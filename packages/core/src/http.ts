@@ -460,11 +460,17 @@ export class HttpBackpressure<Req> {
     readonly retryAfterSeconds: number
     readonly status: number
   }): HttpResponse {
-    return respond(
-      rejection.status,
-      { ...JSON_HEADERS, 'retry-after': String(rejection.retryAfterSeconds) },
-      `{"error":"${rejection.status === 429 ? 'Too Many Requests' : 'Service Unavailable'}","reason":"${rejection.reason}","retryAfter":${rejection.retryAfterSeconds}}`,
-    )
+    // Built in one object: this runs for every shed request. The body is ASCII, so length is bytes.
+    const body = `{"error":"${rejection.status === 429 ? 'Too Many Requests' : 'Service Unavailable'}","reason":"${rejection.reason}","retryAfter":${rejection.retryAfterSeconds}}`
+    return {
+      status: rejection.status,
+      headers: {
+        ...JSON_HEADERS,
+        'retry-after': String(rejection.retryAfterSeconds),
+        'content-length': String(body.length),
+      },
+      body,
+    }
   }
 
   /**
