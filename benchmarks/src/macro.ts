@@ -34,6 +34,8 @@ export interface PhaseResult {
   readonly rssSeries: number[]
   readonly queries: number
   readonly departedQueries: number
+  /** Mean ms a query held its pool connection: queryMs plus how late the event loop fired its timer. */
+  readonly meanHoldMs: number
   readonly limitSeries: [number, number, number, number][]
   readonly error?: string
 }
@@ -114,6 +116,7 @@ export async function runPhase(options: PhaseOptions): Promise<PhaseResult> {
       rssSeries,
       queries: report.queries,
       departedQueries: report.departed,
+      meanHoldMs: report.meanHoldMs,
       limitSeries: report.limitSeries,
     }
   } finally {

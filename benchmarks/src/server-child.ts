@@ -28,6 +28,8 @@ export interface ChildReport {
   readonly queries: number
   readonly departed: number
   readonly maxPoolBusy: number
+  /** Mean milliseconds a query held its connection (the nominal queryMs plus timer lateness). */
+  readonly meanHoldMs: number
   /** Every 100 ms after `go`: [ms since go, limit, in flight, queue depth] of our controller. */
   readonly limitSeries: [number, number, number, number][]
 }
@@ -58,6 +60,7 @@ const ctx: SystemContext = {
 }
 
 try {
+  await pool?.calibrate()
   const system = systemByName(config.system)
   const built = await system.build(ctx)
   const server = built.server
@@ -74,6 +77,7 @@ try {
       if (pool !== undefined) {
         pool.queries = 0
         pool.departed = 0
+        pool.heldMs = 0
       }
       cpuRuns = 0
       cpuDeparted = 0
@@ -100,6 +104,7 @@ try {
         queries: (pool?.queries ?? 0) + cpuRuns * (pool === undefined ? 1 : 0),
         departed: (pool?.departed ?? 0) + (pool === undefined ? cpuDeparted : 0),
         maxPoolBusy: pool?.maxBusy ?? 0,
+        meanHoldMs: pool === undefined || pool.queries === 0 ? 0 : pool.heldMs / pool.queries,
         limitSeries: series,
       })
     }

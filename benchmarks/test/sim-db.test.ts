@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { SimPool } from '../src/sim-db.js'
+import { SimDatabase, SimPool } from '../src/sim-db.js'
 
 /** A pool whose queries finish only when the test says so, recording the order they start in. */
 function manualPool(size: number) {
@@ -87,5 +87,27 @@ describe('simulated database pool', () => {
     for (const w of waiting) await expect(w).rejects.toThrow('pool closed')
     finish(0)
     await running
+  })
+})
+
+describe('simulated database thread', () => {
+  it('answers every query, in the order sent, no sooner than queryMs after it was sent', async () => {
+    const database = new SimDatabase(20)
+    try {
+      const order: number[] = []
+      const started = performance.now()
+      const elapsed = await Promise.all(
+        Array.from({ length: 5 }, (_, i) =>
+          database.query().then(() => {
+            order.push(i)
+            return performance.now() - started
+          }),
+        ),
+      )
+      expect(order).toEqual([0, 1, 2, 3, 4])
+      for (const ms of elapsed) expect(ms).toBeGreaterThanOrEqual(20)
+    } finally {
+      await database.close()
+    }
   })
 })
