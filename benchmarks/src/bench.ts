@@ -5,6 +5,8 @@
  *   pnpm bench            the full run (about 10 minutes on 2 cores)
  *   pnpm bench --quick    a one-minute look: fewer systems, loads and rounds, shorter phases
  *   pnpm bench --only macro,step --systems express,ours-express
+ *   BACKPRESSURE_BENCH_OPTIONS='{"maxConcurrency":{"tolerance":0.2}}' pnpm bench --quick
+ *                         the "default options" rows with these options instead
  */
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { cpus, loadavg } from 'node:os'
@@ -149,7 +151,7 @@ const results: {
     loadavgStart: loadavg().map((v) => round(v, 2)),
     loadavgEnd: [],
   },
-  command: `pnpm bench${args.length > 0 ? ` ${args.join(' ')}` : ''}`,
+  command: `${process.env.BACKPRESSURE_BENCH_OPTIONS ? `BACKPRESSURE_BENCH_OPTIONS='${process.env.BACKPRESSURE_BENCH_OPTIONS}' ` : ''}pnpm bench${args.length > 0 ? ` ${args.join(' ')}` : ''}`,
 }
 
 if (only.has('micro')) {

@@ -63,6 +63,16 @@ export function tunedOptions(ctx: { poolSize: number }) {
   return { maxConcurrency: ctx.poolSize, maxQueueDepth: ctx.poolSize * 2 }
 }
 
+/**
+ * The options of the "default options" rows: none, unless BACKPRESSURE_BENCH_OPTIONS holds a JSON
+ * object, for trying a setting against the same load before making it a default (the env reaches the
+ * server processes). Results run that way say so in their `command` field.
+ */
+function defaultOptions(): object {
+  const json = process.env.BACKPRESSURE_BENCH_OPTIONS
+  return json === undefined || json === '' ? {} : (JSON.parse(json) as object)
+}
+
 /** The bound of the hand-written p-queue guard: a quarter second of the pool's work. */
 export function pqueueBound(ctx: { poolSize: number; queryMs: number }): number {
   return ctx.poolSize > 0 ? Math.round((ctx.poolSize * 250) / ctx.queryMs) : 100
@@ -312,7 +322,7 @@ export const SYSTEMS: readonly SystemInfo[] = [
     label: 'ours, Express, default options',
     framework: 'express',
     kind: 'ours',
-    build: (ctx) => oursExpress(ctx, {}),
+    build: (ctx) => oursExpress(ctx, defaultOptions()),
   },
   {
     name: 'ours-express-tuned',
@@ -326,7 +336,7 @@ export const SYSTEMS: readonly SystemInfo[] = [
     label: 'ours, Fastify, default options',
     framework: 'fastify',
     kind: 'ours',
-    build: (ctx) => oursFastify(ctx, {}),
+    build: (ctx) => oursFastify(ctx, defaultOptions()),
   },
   {
     name: 'ours-fastify-tuned',
@@ -340,7 +350,7 @@ export const SYSTEMS: readonly SystemInfo[] = [
     label: 'ours, Koa, default options',
     framework: 'koa',
     kind: 'ours',
-    build: (ctx) => oursKoa(ctx, {}),
+    build: (ctx) => oursKoa(ctx, defaultOptions()),
   },
   {
     name: 'ours-koa-tuned',
