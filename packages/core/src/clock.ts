@@ -92,6 +92,11 @@ export class ManualClock implements Clock {
     }
     this.time = target
   }
+
+  /** Moves time forward by `ms` without firing timers, as a busy event loop runs them late; the next `advance` fires them. */
+  stall(ms: number): void {
+    this.time += ms
+  }
 }
 
 /** A seeded pseudo-random source (mulberry32) for reproducible tests and simulations. */

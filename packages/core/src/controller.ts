@@ -42,8 +42,10 @@ export interface BackpressureOptions {
   readonly maxQueueWaitMs?: number
   /**
    * Standing-queue control (CoDel as Facebook applies it to RPC queues): while the queue has not been
-   * empty for `intervalMs`, a request that waited longer than `targetMs` is shed (`queue_delay`);
-   * otherwise waits are bounded by `intervalMs`. `false` turns it off (only `maxQueueWaitMs` bounds waits).
+   * drained by service for `intervalMs` (a queue emptied only by shedding still stands), a request
+   * that waited longer than `targetMs` is shed (`queue_delay`); otherwise waits are bounded by
+   * `intervalMs`. The last waiter is never shed for a free slot. `false` turns it off (only
+   * `maxQueueWaitMs` bounds waits).
    * @default on with { targetMs: 5, intervalMs: 50 } when the limit is adaptive, off with a fixed limit
    */
   readonly codel?: boolean | { readonly targetMs?: number; readonly intervalMs?: number }
@@ -199,8 +201,15 @@ export class BackpressureController {
   private readonly random: RandomSource
   private readonly retryAfterPolicy: RetryAfterPolicy
   private readonly limiter: ConcurrencyLimit
-  /** When the queue was last seen empty: CoDel's "has the queue stood for an interval?" */
-  private lastEmptyAt: number
+  /**
+   * When a slot was last free with nobody waiting: CoDel's "has the queue stood for an interval?".
+   * Under steady overload the queue also empties when a sweep sheds a batch of stale waiters (the
+   * event loop was busy writing the previous batch's 503s), and slots then free with nobody waiting:
+   * that is not spare capacity, so idleness within an interval of a `queue_delay` shed does not count.
+   * Counting it let waits run to the interval bound every ~55 ms at 10× load.
+   */
+  private lastIdleAt: number
+  private lastDelayShedAt = Number.NEGATIVE_INFINITY
   private readonly queue = new PriorityQueue<Waiter>()
   private readonly latency: LatencyWindow
   private readonly signals: ProcessSignals | undefined
@@ -276,7 +285,7 @@ export class BackpressureController {
     const injectedSampler = functionOption<ProcessSampler>('processSampler', options.processSampler)
 
     this.latency = new LatencyWindow(resolved.latencyWindowMs, 10, 0.99, now)
-    this.lastEmptyAt = now
+    this.lastIdleAt = now
     this.rejectionCounts = Object.fromEntries(
       Object.keys(REJECTION_REASONS).map((reason) => [reason, 0]),
     ) as Record<RejectionReason, number>
@@ -340,9 +349,9 @@ export class BackpressureController {
     if (shed !== undefined) return this.reject(shed, priority, now)
     if (now >= deadline) return this.reject('deadline_exceeded', priority, now)
 
-    if (this.queue.size === 0) {
-      this.lastEmptyAt = now
-      if (this.inFlightCount < this.limiter.value) return this.start(priority, now, now)
+    if (this.queue.size === 0 && this.inFlightCount < this.limiter.value) {
+      this.markIdle(now)
+      return this.start(priority, now, now)
     }
     if (signal?.aborted) return this.reject('aborted', priority, now)
 
@@ -521,19 +530,25 @@ export class BackpressureController {
       const waiter =
         standing && this.options.adaptiveLifo ? this.queue.popNewestOfHighest()! : this.queue.shift()!
       const overdue = this.overdueReason(waiter, now, standing)
-      if (overdue !== undefined) {
+      // Shedding the only waiter for its wait would leave the slot idle: that waiter is no queue.
+      if (overdue !== undefined && !(overdue === 'queue_delay' && this.queue.size === 0)) {
         this.settleWaiter(waiter, this.reject(overdue, waiter.priority, now))
         continue
       }
       this.settleWaiter(waiter, this.start(waiter.priority, waiter.enqueuedAt, now))
     }
-    if (this.queue.size === 0) this.lastEmptyAt = now
+    if (this.queue.size === 0 && this.inFlightCount < this.limiter.value) this.markIdle(now)
+  }
+
+  private markIdle(now: number): void {
+    const codel = this.options.codel
+    if (codel !== undefined && now - this.lastDelayShedAt > codel.intervalMs) this.lastIdleAt = now
   }
 
   /** A standing queue: one that has not emptied for a whole CoDel interval. */
   private isStanding(now: number): boolean {
     const codel = this.options.codel
-    return codel !== undefined && this.queue.size > 0 && now - this.lastEmptyAt > codel.intervalMs
+    return codel !== undefined && this.queue.size > 0 && now - this.lastIdleAt > codel.intervalMs
   }
 
   /** The longest a request may wait now: the CoDel target under a standing queue, else its interval, never past maxQueueWaitMs. */
@@ -566,6 +581,7 @@ export class BackpressureController {
   ): Rejection {
     this.rejectedCount++
     this.rejectionCounts[reason]++
+    if (reason === 'queue_delay') this.lastDelayShedAt = now
     // A client that left is not pressure, and a rate limit is per client, not the server's state.
     if (reason !== 'aborted' && reason !== 'rate_limited') this.markPressure(now)
     const seconds = retryAfterSeconds ?? this.retryAfterPolicy(reason, this)
@@ -624,7 +640,6 @@ export class BackpressureController {
         this.reject(this.overdueReason(oldest, now, standing) ?? 'queue_delay', oldest.priority, now),
       )
     }
-    if (this.queue.size === 0) this.lastEmptyAt = now
     this.armTimeoutTimer(now)
   }
 

@@ -220,6 +220,58 @@ describe('CoDel queue discipline', () => {
     holder.release()
   })
 
+  it('keeps the queue standing when it was emptied by shedding, not by service', async () => {
+    const { controller, clock } = makeController({
+      maxConcurrency: 1,
+      codel: { targetMs: 5, intervalMs: 50 },
+    })
+    let holder = controller.admit(0) as { release(): void }
+    // 60 ms of a standing queue, then the sweep sheds every waiter: the queue is empty, the slot busy.
+    const shed: Promise<Rejection>[] = []
+    for (let t = 0; t < 60; t += 2) {
+      shed.push(controller.admit(0) as Promise<Rejection>)
+      clock.advance(2)
+      await Promise.resolve()
+    }
+    clock.advance(10)
+    expect(controller.queueDepth).toBe(0)
+    for (const r of await Promise.all(shed)) expect(r.reason).toBe('queue_delay')
+    // The slot frees with nobody waiting, and the next arrival starts at once: not spare capacity yet.
+    holder.release()
+    holder = controller.admit(0) as { release(): void }
+    let reason: string | undefined
+    void (controller.admit(0) as Promise<Rejection>).then((r) => {
+      reason = r.reason
+    })
+    clock.advance(20)
+    await Promise.resolve()
+    // Still standing: cut at the 5 ms target, not allowed the 50 ms interval.
+    expect(reason).toBe('queue_delay')
+    holder.release()
+  })
+
+  it('gives a freed slot to the last waiter even when it waited past the target', async () => {
+    const { controller, clock } = makeController({
+      maxConcurrency: 1,
+      codel: { targetMs: 5, intervalMs: 50 },
+    })
+    const holder = controller.admit(0) as { release(): void }
+    for (let t = 0; t < 60; t += 2) {
+      void controller.admit(0)
+      clock.advance(2)
+      await Promise.resolve()
+    }
+    clock.advance(10)
+    expect(controller.queueDepth).toBe(0)
+    // A busy event loop: the release comes 6 ms later, before the sweep that would shed the waiter.
+    const last = controller.admit(0) as Promise<{ release(): void }>
+    clock.stall(6)
+    holder.release()
+    const permit = await last
+    expect(controller.inFlight).toBe(1)
+    permit.release()
+  })
+
   it('is off with a fixed limit unless asked for', () => {
     expect(makeController({ maxConcurrency: 5 }).controller.options.codel).toBeUndefined()
     expect(makeController({}).controller.options.codel).toEqual({ targetMs: 5, intervalMs: 50 })
