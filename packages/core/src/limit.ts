@@ -24,7 +24,7 @@ export interface GradientLimitOptions {
   readonly minLimit?: number
   /** @default 1000 */
   readonly maxLimit?: number
-  /** How much slower than the no-load time a request may run before the limit shrinks (b in (1+b)·minRTT/RTT). @default 0.5 */
+  /** How much slower than the no-load time a request may run before the limit shrinks (b in (1+b)·minRTT/RTT); the √L term already keeps √L requests queued downstream. @default 0 */
   readonly tolerance?: number
   /** How often the limit is recomputed from the samples since the last update. @default 100 */
   readonly updateIntervalMs?: number
@@ -120,9 +120,12 @@ type Phase = 'normal' | 'probe-drain' | 'probe-measure'
  * re-measured by a short probe: the limit drops to half the estimated no-queue concurrency
  * (L · minRTT / RTT), in-flight work drains to it, and only requests that started after that count.
  * Below the downstream's capacity nothing queues, so the probe sees the true service time. Requests
- * arriving meanwhile wait in our queue; none is shed for it. A probe that lowered the baseline a lot
- * is repeated at once (a cold start under overload converges in a few probes); otherwise the next
- * comes after a jittered interval, so a fleet does not probe in step.
+ * arriving meanwhile wait in our queue (under overload CoDel sheds the ones past its target, as it
+ * would anyway); the probe lasts about 3 service times. Half, not all, of the estimate: an estimate
+ * that is itself inflated by queueing would otherwise measure that queueing again and never correct
+ * (measured: probing at the whole estimate let the simulated limit climb to 4P). A probe that lowered
+ * the baseline a lot is repeated at once, one that raised it a lot within about a second; otherwise
+ * the next comes after a jittered interval, so a fleet does not probe in step.
  */
 export class GradientLimit implements ConcurrencyLimit {
   private limit: number
@@ -148,7 +151,7 @@ export class GradientLimit implements ConcurrencyLimit {
     private readonly onChange: LimitChangeListener,
   ) {
     ;({ minLimit: this.minLimit, maxLimit: this.maxLimit, initialLimit: this.limit } = resolveBounds(options))
-    this.tolerance = numberOption('maxConcurrency.tolerance', options.tolerance, 0.5, 0, 10)
+    this.tolerance = numberOption('maxConcurrency.tolerance', options.tolerance, 0, 0, 10)
     this.updateIntervalMs = numberOption('maxConcurrency.updateIntervalMs', options.updateIntervalMs, 100, 1)
     this.percentile = numberOption('maxConcurrency.percentile', options.percentile, 0.5, 0, 1, true)
     this.probeIntervalMs = numberOption(
@@ -227,11 +230,17 @@ export class GradientLimit implements ConcurrencyLimit {
     this.samples.reset()
     const previous = this.value
     const improved = measured < this.minRtt * 0.8
+    const raised = measured > this.minRtt * 1.25
     // A fresh baseline, up or down: the downstream itself may have become slower or faster.
     this.minRtt = measured
     this.phase = 'normal'
     this.nextUpdateAt = now + this.updateIntervalMs
-    this.nextProbeAt = improved ? now + this.updateIntervalMs : now + this.jitter(this.probeIntervalMs)
+    // A big drop is checked again at once (a cold start under overload converges in a few probes); a
+    // big rise within about a second, since a probe that fell on a stalled event loop measured the
+    // stall, and an inflated baseline would hold the limit high until the next probe.
+    if (improved) this.nextProbeAt = now + this.updateIntervalMs
+    else if (raised) this.nextProbeAt = now + this.jitter(1000)
+    else this.nextProbeAt = now + this.jitter(this.probeIntervalMs)
     if (this.value !== previous) this.onChange(previous, this.value)
   }
 

@@ -130,8 +130,7 @@ describe('GradientLimit unit behaviour', () => {
     )
     // Under load the service time is 50 ms (queueing downstream): the first baseline is inflated.
     let guard = 0
-    while (!changes.some(([from, to]) => to <= from / 2) && guard++ < 5000)
-      feed(limit, clock, 50, limit.value, 1)
+    while (!changes.some(([from, to]) => to < from) && guard++ < 5000) feed(limit, clock, 50, limit.value, 1)
     expect(limit.baselineMs).toBe(50)
     const probeLimit = limit.value
     // Work admitted under the old limit drains; samples of work started before that are ignored.
@@ -147,6 +146,39 @@ describe('GradientLimit unit behaviour', () => {
     }
     expect(limit.baselineMs).toBe(10)
     expect(limit.value).toBeGreaterThan(probeLimit)
+  })
+
+  it('checks a baseline that a probe raised a lot again within about a second', () => {
+    const clock = new ManualClock(0)
+    const limit = new GradientLimit(
+      { initialLimit: 8, probeIntervalMs: 60_000 },
+      0,
+      seededRandom(5),
+      () => {},
+    )
+    // A downstream of 4 connections: service takes `base` ms, stretched by queueing beyond 4 in flight.
+    const serve = (base: number) => {
+      clock.advance(1)
+      const inFlight = limit.value
+      const rtt = base * Math.max(1, inFlight / 4)
+      limit.onSample(clock.now() - rtt, rtt, inFlight)
+    }
+    for (let t = 0; t < 3000; t++) serve(10)
+    expect(limit.baselineMs).toBe(10)
+    // A stall (the event loop, say) makes everything 3× slower until a probe has measured it.
+    let guard = 0
+    while (limit.baselineMs < 30 && guard++ < 100_000) serve(30)
+    expect(limit.baselineMs).toBe(30)
+    // The stall lasts another half second, long enough for the limit to regrow past the 4 connections.
+    for (let t = 0; t < 500; t++) serve(30)
+    expect(limit.value).toBeGreaterThan(4)
+    // Back to normal: at the limit, requests queue downstream, so interval RTTs bring the baseline only
+    // to ~15 ms; the probe that finds 10 again comes within about a second, not 60 s later.
+    const startedAt = clock.now()
+    guard = 0
+    while (limit.baselineMs > 10 && guard++ < 100_000) serve(10)
+    expect(limit.baselineMs).toBe(10)
+    expect(clock.now() - startedAt).toBeLessThan(1500)
   })
 
   it('validates its options', () => {
