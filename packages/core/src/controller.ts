@@ -210,6 +210,10 @@ export class BackpressureController {
    */
   private lastIdleAt: number
   private lastDelayShedAt = Number.NEGATIVE_INFINITY
+  /** Requests started per ms over the last CoDel interval or more, for the standing queue's depth. */
+  private startsPerMs = 0
+  private startsInWindow = 0
+  private startsWindowAt = 0
   private readonly queue = new PriorityQueue<Waiter>()
   private readonly latency: LatencyWindow
   private readonly signals: ProcessSignals | undefined
@@ -286,6 +290,7 @@ export class BackpressureController {
 
     this.latency = new LatencyWindow(resolved.latencyWindowMs, 10, 0.99, now)
     this.lastIdleAt = now
+    this.startsWindowAt = now
     this.rejectionCounts = Object.fromEntries(
       Object.keys(REJECTION_REASONS).map((reason) => [reason, 0]),
     ) as Record<RejectionReason, number>
@@ -355,10 +360,20 @@ export class BackpressureController {
     }
     if (signal?.aborted) return this.reject('aborted', priority, now)
 
-    const maxQueueDepth = this.options.maxQueueDepth
+    // Under a standing queue, an arrival that would wait past the CoDel target is turned away now, as
+    // its own request is handled, rather than held for the target and shed in a sweep: no waiter to
+    // keep, and no burst of 503s for the event loop to write while answers from the downstream wait.
+    const standingDepth = this.standingDepth(now)
+    const maxQueueDepth = Math.min(this.options.maxQueueDepth, standingDepth)
     if (this.queue.size >= maxQueueDepth) {
       const lowest = this.queue.lowestPriority
-      if (lowest === undefined || priority <= lowest) return this.reject('queue_full', priority, now)
+      if (lowest === undefined || priority <= lowest) {
+        return this.reject(
+          standingDepth < this.options.maxQueueDepth ? 'queue_delay' : 'queue_full',
+          priority,
+          now,
+        )
+      }
       // A higher-priority arrival takes the place of the newest low-priority waiter, so important
       // traffic is never shed while less important traffic waits.
       const victim = this.queue.popNewestOfLowest()!
@@ -496,6 +511,7 @@ export class BackpressureController {
   }
 
   private start(priority: number, enqueuedAt: number, now: number): Permit {
+    this.countStarts(now, 1)
     this.inFlightCount++
     this.admittedCount++
     const queuedMs = now - enqueuedAt
@@ -543,6 +559,29 @@ export class BackpressureController {
   private markIdle(now: number): void {
     const codel = this.options.codel
     if (codel !== undefined && now - this.lastDelayShedAt > codel.intervalMs) this.lastIdleAt = now
+  }
+
+  /**
+   * How many waiters a standing queue may hold: as many as start within the CoDel target at the rate
+   * requests have been starting (at least one), so a newcomer beyond them would wait past the target.
+   * Without a standing queue, only maxQueueDepth bounds the queue.
+   */
+  private standingDepth(now: number): number {
+    const codel = this.options.codel
+    if (codel === undefined || !this.isStanding(now)) return Number.POSITIVE_INFINITY
+    this.countStarts(now, 0)
+    return Math.max(1, Math.ceil(this.startsPerMs * codel.targetMs))
+  }
+
+  /** Counts `started` starts now, and closes the rate window once it spans a CoDel interval. */
+  private countStarts(now: number, started: number): void {
+    this.startsInWindow += started
+    const elapsed = now - this.startsWindowAt
+    if (elapsed >= (this.options.codel?.intervalMs ?? Number.POSITIVE_INFINITY)) {
+      this.startsPerMs = this.startsInWindow / elapsed
+      this.startsInWindow = 0
+      this.startsWindowAt = now
+    }
   }
 
   /** A standing queue: one that has not emptied for a whole CoDel interval. */

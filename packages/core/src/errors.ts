@@ -18,7 +18,7 @@ export const REJECTION_REASONS = {
   queue_delay: {
     code: 'BP_ERR_QUEUE_DELAY',
     status: 503,
-    message: 'a standing queue formed and this request waited longer than the queue target',
+    message: 'a standing queue formed and this request would wait longer than the queue target',
   },
   concurrency_limit: {
     code: 'BP_ERR_CONCURRENCY_LIMIT',

@@ -231,17 +231,23 @@ describe('CoDel queue discipline', () => {
     for (let t = 0; t <= 100; t += 2) {
       const entry: (typeof waits)[number] = { enqueuedAt: clock.now() - start }
       waits.push(entry)
-      void (controller.admit(0) as Promise<Rejection>).then((r) => {
-        entry.waited = clock.now() - start - entry.enqueuedAt
-        entry.reason = r.reason
-      })
+      const result = controller.admit(0)
+      if (result instanceof Rejection) {
+        entry.waited = 0
+        entry.reason = result.reason
+      } else {
+        void (result as Promise<Rejection>).then((r) => {
+          entry.waited = clock.now() - start - entry.enqueuedAt
+          entry.reason = r.reason
+        })
+      }
       clock.advance(1)
       await Promise.resolve()
       clock.advance(1)
       await Promise.resolve()
     }
     // The first waiter had the whole interval; once the queue had stood for an interval, waits were
-    // cut at the target.
+    // cut at the target, and with nothing starting, newcomers beyond one waiter were turned away at once.
     expect(waits[0]).toMatchObject({ waited: 50, reason: 'queue_delay' })
     const late = waits.filter((w) => w.enqueuedAt >= 60 && w.enqueuedAt <= 90)
     expect(late.length).toBeGreaterThan(10)
@@ -250,6 +256,42 @@ describe('CoDel queue discipline', () => {
       expect(w.waited).toBeLessThanOrEqual(6)
     }
     holder.release()
+  })
+
+  it('under a standing queue turns away at arrival whoever would wait past the target', async () => {
+    const { controller, clock } = makeController({
+      maxConcurrency: 1,
+      codel: { targetMs: 5, intervalMs: 50 },
+    })
+    // One request starts per ms (each holds the slot 1 ms) and three arrive per ms: a standing queue.
+    let holder: { release(): void } | undefined = controller.admit(0) as { release(): void }
+    let atOnce = 0
+    let maxDepth = 0
+    for (let ms = 0; ms < 200; ms++) {
+      for (let i = 0; i < 3; i++) {
+        const result = controller.admit(0)
+        if (result instanceof Rejection) {
+          if (ms > 60) expect(result.reason).toBe('queue_delay')
+          atOnce++
+        } else {
+          void (result as Promise<{ release(): void } | Rejection>).then((settled) => {
+            if (!(settled instanceof Rejection)) holder = settled
+          })
+        }
+      }
+      if (ms > 60) maxDepth = Math.max(maxDepth, controller.queueDepth)
+      clock.advance(1)
+      // The slot passes to the next waiter, which holds it for the next ms.
+      const current = holder
+      holder = undefined
+      current?.release()
+      await Promise.resolve()
+      await Promise.resolve()
+    }
+    // About 5 ms of starts may wait; the rest (two of every three arrivals) get their 503 at once.
+    expect(maxDepth).toBeLessThanOrEqual(6)
+    expect(atOnce).toBeGreaterThan(250)
+    ;(holder as { release(): void } | undefined)?.release()
   })
 
   it('keeps the queue standing when it was emptied by shedding, not by service', async () => {
