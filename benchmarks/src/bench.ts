@@ -87,8 +87,10 @@ const QUICK_SYSTEMS = [
   'ours-express-tuned',
 ]
 const macroSystems = systemsFlag ?? (quick ? QUICK_SYSTEMS : SYSTEMS.map((s) => s.name))
-const multiples = quick ? [1, 5] : [0.5, 1, 2, 5, 10]
-const phaseMs = quick ? 1500 : 2500
+const multiples = quick ? [1, 5] : [0.5, 0.9, 1, 2, 5, 10]
+// Long enough that a phase is mostly steady state: the adaptive limit's first baseline probe lands
+// about a second in, and a 2.5 s phase weighed that transient at a third.
+const phaseMs = quick ? 1500 : 4000
 const CPU_SYSTEMS = [
   'express',
   'under-pressure-elu',
