@@ -420,7 +420,9 @@ function targetsSection(results: BenchResults): string {
   const falseRejections = (system: string): string =>
     [0.5, 0.9]
       .map((x) => find(phases, system, x))
-      .map((p) => (p === undefined ? '–' : `${p.load.status503WithRetryAfter + p.load.status503NoRetryAfter}`))
+      .map((p) =>
+        p === undefined ? '–' : `${p.load.status503WithRetryAfter + p.load.status503NoRetryAfter}`,
+      )
       .join('/')
   out.push(
     `| false rejections at ≤ 0.9× C (at 0.5×/0.9×) | 0 | ${oursDefault.map(falseRejections).join(', ')} | ${oursTuned.map(falseRejections).join(', ')} | – | – |`,
