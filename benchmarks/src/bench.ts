@@ -232,8 +232,14 @@ if (only.has('step')) {
   const steps = quick
     ? [{ atMs: 3000, size: 1, recoverAtMs: 6000, systems: ['ours-express'] }]
     : [
-        { atMs: 10_000, size: 2, recoverAtMs: 20_000, systems: ['ours-express'] },
-        { atMs: 10_000, size: 1, recoverAtMs: 20_000, systems: ['ours-express', 'p-queue-guard'] },
+        { atMs: 10_000, size: 2, recoverAtMs: 20_000, systems: ['ours-express', 'ours-fastify'] },
+        {
+          atMs: 10_000,
+          size: 1,
+          recoverAtMs: 20_000,
+          // Beside ours: a fixed limit sized to the original pool, the naive server, an event-loop peer.
+          systems: ['ours-express', 'ours-fastify', 'p-queue-guard', 'express', 'under-pressure'],
+        },
       ]
   const durationMs = quick ? 9000 : 30_000
   const multiple = 3
@@ -249,6 +255,9 @@ if (only.has('step')) {
         results.steps.push({ system, step, multiple, summary, phase: compact(phase) })
         log(
           `  per second, % of capacity in force: ${summary.perSecond.map((s) => Math.round(s.pctOfCapacity)).join(' ')}`,
+        )
+        log(
+          `  p99 before/during/after: ${summary.p99Ms.before}/${summary.p99Ms.during}/${summary.p99Ms.after} ms; limit settled after the drop: ${summary.settleS.drop} s, after the recovery: ${summary.settleS.recovery} s`,
         )
       } catch (error) {
         log(`  ${system}: skipped (${error instanceof Error ? error.message : String(error)})`)

@@ -53,6 +53,8 @@ export interface PerSecond {
   okLate: number
   shed: number
   timeouts: number
+  /** Latencies (ms) of the 2xx answers that arrived in this second. */
+  latencies: number[]
 }
 
 export interface LoadResult {
@@ -118,7 +120,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   const bucket = (ms: number): PerSecond => {
     const second = Math.max(0, Math.floor(ms / 1000))
     for (let i = perSecond.length; i <= second; i++) {
-      perSecond.push({ second: i, sent: 0, okInTime: 0, okLate: 0, shed: 0, timeouts: 0 })
+      perSecond.push({ second: i, sent: 0, okInTime: 0, okLate: 0, shed: 0, timeouts: 0, latencies: [] })
     }
     return perSecond[second]!
   }
@@ -141,6 +143,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
     } else if (status >= 200 && status < 300) {
       const latency = doneAt - req.scheduledAt
       latencies.push(latency)
+      b.latencies.push(latency)
       if (latency <= deadlineMs) {
         okInTime++
         if (doneAt - start <= options.durationMs) okInTimeDuringLoad++

@@ -5,7 +5,7 @@
 import { type LoadResult, runLoad } from './load.js'
 import { cpuNs, memory, startServer } from './proc.js'
 import type { ChildConfig } from './server-child.js'
-import { cov, round, sleep } from './stats.js'
+import { cov, quantile, round, sleep } from './stats.js'
 
 export interface Scenario {
   readonly poolSize: number
@@ -124,7 +124,7 @@ export async function runPhase(options: PhaseOptions): Promise<PhaseResult> {
   }
 }
 
-/** Goodput per second against the capacity in force that second, and the limit's settling, for a capacity step. */
+/** Goodput per second against the capacity in force that second, p99 per phase, and the limit's settling, for a capacity step. */
 export function stepSummary(
   phase: PhaseResult,
   scenario: Scenario,
@@ -138,6 +138,10 @@ export function stepSummary(
     limit: number | null
   }[]
   limitCovSteady: number | null
+  /** p99 of the 2xx answers that arrived before the step, while it lasted, and after the recovery. */
+  p99Ms: { before: number; during: number; after: number }
+  /** Seconds from each step until the limit stayed within ±25% of its new steady level (null: never, or no limit). */
+  settleS: { drop: number | null; recovery: number | null }
 } {
   const capacityAt = (second: number): number => {
     const ms = second * 1000
@@ -160,8 +164,49 @@ export function stepSummary(
       limit: limitAt(s.second),
     }
   })
+  const p99Between = (fromMs: number, toMs: number): number =>
+    round(
+      quantile(
+        phase.load.perSecond
+          .filter((s) => s.second * 1000 >= fromMs && s.second * 1000 < toMs)
+          .flatMap((s) => s.latencies),
+        0.99,
+      ),
+      1,
+    )
   const steady = phase.limitSeries.filter(([ms]) => ms >= 3000 && ms < step.atMs).map((s) => s[1])
-  return { perSecond, limitCovSteady: steady.length > 1 ? round(cov(steady), 3) : null }
+  return {
+    perSecond,
+    limitCovSteady: steady.length > 1 ? round(cov(steady), 3) : null,
+    p99Ms: {
+      before: p99Between(0, step.atMs),
+      during: p99Between(step.atMs, step.recoverAtMs),
+      after: p99Between(step.recoverAtMs, phase.load.durationMs),
+    },
+    settleS: {
+      drop: settleSeconds(phase.limitSeries, step.atMs, step.recoverAtMs),
+      recovery: settleSeconds(phase.limitSeries, step.recoverAtMs, phase.load.durationMs),
+    },
+  }
+}
+
+/**
+ * When, after a step at `atMs`, the limit entered the band of ±25% around its median over the
+ * second half of the interval and stayed there until `untilMs`: the settling time, in seconds.
+ */
+function settleSeconds(series: PhaseResult['limitSeries'], atMs: number, untilMs: number): number | null {
+  const after = series.filter(([ms]) => ms >= atMs && ms < untilMs)
+  const tail = after.filter(([ms]) => ms >= (atMs + untilMs) / 2).map((s) => s[1])
+  if (tail.length === 0) return null
+  tail.sort((a, b) => a - b)
+  const level = tail[Math.floor(tail.length / 2)]!
+  let settledAt: number | null = null
+  for (const [ms, limit] of after) {
+    const inBand = Math.abs(limit - level) <= level * 0.25
+    if (!inBand) settledAt = null
+    else if (settledAt === null) settledAt = ms
+  }
+  return settledAt === null ? null : round((settledAt - atMs) / 1000, 1)
 }
 
 export { sleep }

@@ -34,6 +34,11 @@ function retryAfterSpread(p: CompactPhase): string {
   return lo === hi ? `${lo}` : `${lo}–${hi}`
 }
 
+/** A settling time for prose: seconds, or 'never' when the limit did not stay in its band. */
+function settle(seconds: number | null): string {
+  return seconds === null ? 'never' : `${seconds} s`
+}
+
 function phaseTable(phases: CompactPhase[], capacity: number): string {
   const head =
     '| system | goodput % of C | p50 ms | p99 ms | 503 + Retry-After (spread s) | 503 no RA | 429 | 2xx late | timeouts | socket errors | unanswered | queries for departed clients | peak RSS MB | server CPU % of a core | query hold ms | sent/s |\n' +
@@ -213,7 +218,7 @@ export async function writeReport(results: BenchResults): Promise<string[]> {
     for (const run of steps) {
       const ps = run.summary.perSecond
       lines.push(
-        `**${label(run.system)}**, pool ${macro?.scenario.poolSize ?? 4} → ${run.step.size} at ${run.step.atMs / 1000} s, back at ${run.step.recoverAtMs / 1000} s: overall goodput ${fmt(run.phase.goodputPct, 1)}% of the original C, p99 ${fmt(run.phase.load.p99Ms)} ms, ${run.phase.departedQueries} of ${run.phase.queries} queries for departed clients.${run.summary.limitCovSteady === null ? '' : ` Limit CoV before the step: ${run.summary.limitCovSteady}.`}`,
+        `**${label(run.system)}**, pool ${macro?.scenario.poolSize ?? 4} → ${run.step.size} at ${run.step.atMs / 1000} s, back at ${run.step.recoverAtMs / 1000} s: overall goodput ${fmt(run.phase.goodputPct, 1)}% of the original C; p99 ${fmt(run.summary.p99Ms.before)} ms before the step, ${fmt(run.summary.p99Ms.during)} ms during it, ${fmt(run.summary.p99Ms.after)} ms after the recovery; ${run.phase.departedQueries} of ${run.phase.queries} queries for departed clients.${run.summary.limitCovSteady === null ? '' : ` Limit CoV before the step: ${run.summary.limitCovSteady}; the limit settled (stayed within ±25% of its new level) ${settle(run.summary.settleS.drop)} after the drop and ${settle(run.summary.settleS.recovery)} after the recovery.`}`,
       )
       lines.push('')
       lines.push(`| second | ${ps.map((p) => p.second).join(' | ')} |`)
@@ -378,7 +383,11 @@ function targetsSection(results: BenchResults): string {
       .map((r) => {
         const after = (at: number) =>
           r.summary.perSecond.find((s) => s.second === Math.round(at / 1000) + 1)?.pctOfCapacity
-        return `pool → ${r.step.size}: ${fmt(after(r.step.atMs))}% 1 s after the drop, ${fmt(after(r.step.recoverAtMs))}% 1 s after recovery`
+        const settled =
+          r.summary.limitCovSteady === null
+            ? ''
+            : `, limit settled in ${settle(r.summary.settleS.drop)} / ${settle(r.summary.settleS.recovery)}`
+        return `pool → ${r.step.size}: ${fmt(after(r.step.atMs))}% 1 s after the drop, ${fmt(after(r.step.recoverAtMs))}% 1 s after recovery${settled}`
       })
       .join('; ') || '–'
   out.push(
