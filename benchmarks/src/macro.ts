@@ -191,22 +191,36 @@ export function stepSummary(
 }
 
 /**
- * When, after a step at `atMs`, the limit entered the band of ±25% around its median over the
- * second half of the interval and stayed there until `untilMs`: the settling time, in seconds.
+ * When, after a step at `atMs`, the limit's running median over 600 ms centred on each sample (which a
+ * baseline probe's brief dip does not move) entered the band of ±25% (at least ±1) around its level over the second
+ * half of the interval, and stayed there until `untilMs` (null unless that lasted 2 s or more): the settling time, in seconds.
  */
-function settleSeconds(series: PhaseResult['limitSeries'], atMs: number, untilMs: number): number | null {
+export function settleSeconds(
+  series: PhaseResult['limitSeries'],
+  atMs: number,
+  untilMs: number,
+): number | null {
   const after = series.filter(([ms]) => ms >= atMs && ms < untilMs)
+  const median = (values: number[]): number => {
+    const sorted = [...values].sort((a, b) => a - b)
+    return sorted[Math.floor(sorted.length / 2)]!
+  }
   const tail = after.filter(([ms]) => ms >= (atMs + untilMs) / 2).map((s) => s[1])
   if (tail.length === 0) return null
-  tail.sort((a, b) => a - b)
-  const level = tail[Math.floor(tail.length / 2)]!
+  const level = median(tail)
+  const halfWidth = Math.max(1, level * 0.25)
   let settledAt: number | null = null
-  for (const [ms, limit] of after) {
-    const inBand = Math.abs(limit - level) <= level * 0.25
+  for (let i = 0; i < after.length; i++) {
+    const [ms] = after[i]!
+    if (ms + 300 > untilMs) break
+    const window = series.filter(([t]) => t >= ms - 300 && t <= ms + 300).map((s) => s[1])
+    const inBand = Math.abs(median(window) - level) <= halfWidth
     if (!inBand) settledAt = null
     else if (settledAt === null) settledAt = ms
   }
-  return settledAt === null ? null : round((settledAt - atMs) / 1000, 1)
+  // Settling must be seen to hold for at least 2 s, or it is not known to have happened.
+  if (settledAt === null || settledAt > untilMs - 2000) return null
+  return round((settledAt - atMs) / 1000, 1)
 }
 
 export { sleep }
