@@ -430,17 +430,19 @@ export class HttpBackpressure<Req> {
   ): Decision | Promise<Decision> {
     const res = stateful
     const state = new RequestState()
-    stateful[kState] = state
     const controller = this.controller
     const deadline = this.deadlineHeader === undefined ? undefined : this.deadlineOf(res)
     // The request state is the wait's abort signal: the response's `close` aborts a queued request.
     const result = controller.admit(priority, state, deadline)
+    // Turned away at once (most requests under heavy overload): the response ends now, with no permit
+    // to release and no wait to abort, so it needs neither the state nor a close listener.
+    if (result instanceof Rejection) return this.rejected(result, req, method, path, priority)
+    stateful[kState] = state
     res.on('close', onResponseClose)
     if (result instanceof Permit) {
       state.permit = result
       return PASS
     }
-    if (result instanceof Rejection) return this.rejected(result, req, method, path, priority)
     return result.then((settled) => {
       // Settled: a later `close` has no wait left to abort (and must not count an abort).
       state.aborted = true
