@@ -3,6 +3,7 @@ import { writeFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import type { BenchResults, CompactPhase } from './bench.js'
 import { lineChart, type Row } from './charts.js'
+import { cov } from './stats.js'
 import { SYSTEMS, systemByName } from './systems.js'
 
 const DOCS = fileURLToPath(new URL('../../docs/', import.meta.url))
@@ -32,6 +33,17 @@ function retryAfterSpread(p: CompactPhase): string {
   const lo = Math.min(...values)
   const hi = Math.max(...values)
   return lo === hi ? `${lo}` : `${lo}–${hi}`
+}
+
+/**
+ * The limit's CoV over its one-second means in steady overload (second 3 to the step): the 100 ms
+ * samples also catch each baseline probe's brief dip to half, which is a measurement, not oscillation.
+ */
+function limitCovPerSecond(run: NonNullable<BenchResults['steps']>[number]): number | null {
+  const means = run.summary.perSecond
+    .filter((s) => s.second >= 3 && (s.second + 1) * 1000 <= run.step.atMs && s.limit !== null)
+    .map((s) => s.limit as number)
+  return means.length > 1 ? cov(means) : null
 }
 
 /** A settling time for prose: seconds, or 'never' when the limit did not stay in its band. */
@@ -218,7 +230,7 @@ export async function writeReport(results: BenchResults): Promise<string[]> {
     for (const run of steps) {
       const ps = run.summary.perSecond
       lines.push(
-        `**${label(run.system)}**, pool ${macro?.scenario.poolSize ?? 4} → ${run.step.size} at ${run.step.atMs / 1000} s, back at ${run.step.recoverAtMs / 1000} s: overall goodput ${fmt(run.phase.goodputPct, 1)}% of the original C; p99 ${fmt(run.summary.p99Ms.before)} ms before the step, ${fmt(run.summary.p99Ms.during)} ms during it, ${fmt(run.summary.p99Ms.after)} ms after the recovery; ${run.phase.departedQueries} of ${run.phase.queries} queries for departed clients.${run.summary.limitCovSteady === null ? '' : ` Limit CoV before the step: ${run.summary.limitCovSteady}; the limit settled (stayed within ±25% of its new level) ${settle(run.summary.settleS.drop)} after the drop and ${settle(run.summary.settleS.recovery)} after the recovery.`}`,
+        `**${label(run.system)}**, pool ${macro?.scenario.poolSize ?? 4} → ${run.step.size} at ${run.step.atMs / 1000} s, back at ${run.step.recoverAtMs / 1000} s: overall goodput ${fmt(run.phase.goodputPct, 1)}% of the original C; p99 ${fmt(run.summary.p99Ms.before)} ms before the step, ${fmt(run.summary.p99Ms.during)} ms during it, ${fmt(run.summary.p99Ms.after)} ms after the recovery; ${run.phase.departedQueries} of ${run.phase.queries} queries for departed clients.${run.summary.limitCovSteady === null ? '' : ` Limit CoV before the step: ${fmt(run.summary.limitCovSteady * 100, 1)}% over 100 ms samples, ${fmt((limitCovPerSecond(run) ?? Number.NaN) * 100, 1)}% over one-second means; the limit settled (stayed within ±25% of its new level) ${settle(run.summary.settleS.drop)} after the drop and ${settle(run.summary.settleS.recovery)} after the recovery.`}`,
       )
       lines.push('')
       lines.push(`| second | ${ps.map((p) => p.second).join(' | ')} |`)
@@ -422,9 +434,15 @@ function targetsSection(results: BenchResults): string {
   out.push(
     `| overhead below capacity: CPU per request vs bare framework | ≤ 1.02× (aim 1.01×) | ${['ours-express', 'ours-fastify', 'ours-koa'].map(overheadCell).join('; ')} | | under-pressure vs Fastify: ${overheadCell('under-pressure')} | – |`,
   )
-  const limitCov = stepRuns.find((r) => r.system === 'ours-express')?.summary.limitCovSteady
+  const covCell = stepRuns
+    .filter((r) => r.summary.limitCovSteady !== null)
+    .map(
+      (r) =>
+        `${r.system.replace('ours-', '')} (pool → ${r.step.size} run) ${fmt((r.summary.limitCovSteady ?? 0) * 100, 1)}% / ${fmt((limitCovPerSecond(r) ?? Number.NaN) * 100, 1)}%`,
+    )
+    .join('; ')
   out.push(
-    `| limit CoV in steady overload | ≤ 10% | ${limitCov === null || limitCov === undefined ? '– (fixed limit)' : `${fmt(limitCov * 100, 1)}%`} | | – | – |`,
+    `| limit CoV in steady overload (100 ms samples, probe dips included / one-second means) | ≤ 10% | ${covCell || '–'} | | – | – |`,
   )
   const falseRejections = (system: string): string =>
     [0.5, 0.9]
