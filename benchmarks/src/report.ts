@@ -51,13 +51,13 @@ function settle(seconds: number | null): string {
   return seconds === null ? 'never' : `${seconds} s`
 }
 
-function phaseTable(phases: CompactPhase[], capacity: number): string {
+function phaseTable(phases: CompactPhase[], capacity: number, queryMs: number): string {
   const head =
-    '| system | goodput % of C | p50 ms | p99 ms | 503 + Retry-After (spread s) | 503 no RA | 429 | 2xx late | timeouts | socket errors | unanswered | queries for departed clients | peak RSS MB | server CPU % of a core | query hold ms | sent/s |\n' +
-    '|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|'
+    '| system | goodput % of C | p50 ms | p99 ms | 503 + Retry-After (spread s) | 503 no RA | 429 | 2xx late | timeouts | socket errors | unanswered | queries for departed clients | peak RSS MB | server CPU % of a core | query hold ms | ceiling % of C (S / hold) | sent/s |\n' +
+    '|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|'
   const rows = phases.map((p) => {
     const l = p.load
-    return `| ${label(p.system)} | **${fmt(p.goodputPct, 1)}** | ${fmt(l.p50Ms)} | ${fmt(l.p99Ms)} | ${l.status503WithRetryAfter} (${retryAfterSpread(p)}) | ${l.status503NoRetryAfter} | ${l.status429} | ${l.okLate} | ${l.timeouts} | ${l.socketErrors} | ${l.unanswered} | ${p.departedQueries} of ${p.queries} | ${mb(p.peakRssBytes)} | ${fmt(p.serverCpuPct)} | ${p.meanHoldMs ? fmt(p.meanHoldMs, 2) : '–'} | ${fmt(l.achievedRate)}${l.achievedRate < l.rate * 0.97 ? ` ⚠ of ${Math.round(l.rate)}` : ''} |`
+    return `| ${label(p.system)} | **${fmt(p.goodputPct, 1)}** | ${fmt(l.p50Ms)} | ${fmt(l.p99Ms)} | ${l.status503WithRetryAfter} (${retryAfterSpread(p)}) | ${l.status503NoRetryAfter} | ${l.status429} | ${l.okLate} | ${l.timeouts} | ${l.socketErrors} | ${l.unanswered} | ${p.departedQueries} of ${p.queries} | ${mb(p.peakRssBytes)} | ${fmt(p.serverCpuPct)} | ${p.meanHoldMs ? fmt(p.meanHoldMs, 2) : '–'} | ${p.meanHoldMs ? fmt((queryMs / p.meanHoldMs) * 100, 1) : '–'} | ${fmt(l.achievedRate)}${l.achievedRate < l.rate * 0.97 ? ` ⚠ of ${Math.round(l.rate)}` : ''} |`
   })
   void capacity
   return [head, ...rows].join('\n')
@@ -124,7 +124,7 @@ export async function writeReport(results: BenchResults): Promise<string[]> {
     lines.push('## The overload scenario')
     lines.push('')
     lines.push(
-      `A route awaits one query on a simulated database: a pool of P = ${s.poolSize} connections, S = ${s.queryMs} ms of I/O per query, excess callers waiting in the pool's own unbounded FIFO (as pg-pool's do). The database itself runs on a thread of its own and answers each query S ms after it was sent, exactly; the answer then waits for the server's event loop to read it, so a server busy with its own work holds each connection longer ("query hold ms": S plus that lateness) and gets less than C out of the pool. Capacity C = P·1000/S = **${s.capacity} req/s**. Offered load ${macro.multiples.map((x) => `${x}×`).join(', ')} C, ${macro.durationMs / 1000} s per phase after a short warm-up at 0.5× C. Goodput = 2xx answered within the 1 s deadline while the load ran, per second, as % of C (so 0.5× C can at most reach 50%; answers that drain from a queue after the last send are not credited, so no system can show more than its capacity).`,
+      `A route awaits one query on a simulated database: a pool of P = ${s.poolSize} connections, S = ${s.queryMs} ms of I/O per query, excess callers waiting in the pool's own unbounded FIFO (as pg-pool's do). The database itself runs on a thread of its own and answers each query S ms after it was sent, exactly; the answer then waits for the server's event loop to read it, so a server busy with its own work holds each connection longer ("query hold ms": S plus that lateness) and gets less than C out of the pool: at most S / hold of C ("ceiling"), whatever its admission control does. Capacity C = P·1000/S = **${s.capacity} req/s**. Offered load ${macro.multiples.map((x) => `${x}×`).join(', ')} C, ${macro.durationMs / 1000} s per phase after a short warm-up at 0.5× C. Goodput = 2xx answered within the 1 s deadline while the load ran, per second, as % of C (so 0.5× C can at most reach 50%; answers that drain from a queue after the last send are not credited, so no system can show more than its capacity).`,
     )
     lines.push('')
     lines.push('Systems:')
@@ -182,7 +182,7 @@ export async function writeReport(results: BenchResults): Promise<string[]> {
     for (const [multiple, phases] of byMultiple(macro.phases)) {
       lines.push(`### ${multiple}× C (${Math.round(multiple * s.capacity)} req/s offered)`)
       lines.push('')
-      lines.push(phaseTable(phases, s.capacity))
+      lines.push(phaseTable(phases, s.capacity, s.queryMs))
       lines.push('')
     }
   }
@@ -255,7 +255,7 @@ export async function writeReport(results: BenchResults): Promise<string[]> {
     for (const [multiple, phases] of byMultiple(cpu.phases)) {
       lines.push(`### ${multiple}× C (${Math.round(multiple * cpu.scenario.capacity)} req/s offered)`)
       lines.push('')
-      lines.push(phaseTable(phases, cpu.scenario.capacity))
+      lines.push(phaseTable(phases, cpu.scenario.capacity, cpu.scenario.queryMs))
       lines.push('')
     }
   }
