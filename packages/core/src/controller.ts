@@ -368,11 +368,8 @@ export class BackpressureController {
     if (this.queue.size >= maxQueueDepth) {
       const lowest = this.queue.lowestPriority
       if (lowest === undefined || priority <= lowest) {
-        return this.reject(
-          standingDepth < this.options.maxQueueDepth ? 'queue_delay' : 'queue_full',
-          priority,
-          now,
-        )
+        const full = this.queue.size >= this.options.maxQueueDepth
+        return this.reject(full ? 'queue_full' : 'queue_delay', priority, now)
       }
       // A higher-priority arrival takes the place of the newest low-priority waiter, so important
       // traffic is never shed while less important traffic waits.
@@ -543,11 +540,16 @@ export class BackpressureController {
   private drain(now: number): void {
     while (this.inFlightCount < this.limiter.value && this.queue.size > 0) {
       const standing = this.isStanding(now)
+      // Shedding a waiter for its wait when a slot is free helps only if a fresher waiter takes the
+      // slot. When every waiter is past the bound (the event loop ran late), the freshest of the
+      // highest priority gets the slot instead of nobody; the rest are shed as usual.
+      const allLate = this.allPastTarget(now, standing)
       const waiter =
-        standing && this.options.adaptiveLifo ? this.queue.popNewestOfHighest()! : this.queue.shift()!
+        (standing && this.options.adaptiveLifo) || allLate
+          ? this.queue.popNewestOfHighest()!
+          : this.queue.shift()!
       const overdue = this.overdueReason(waiter, now, standing)
-      // Shedding the only waiter for its wait would leave the slot idle: that waiter is no queue.
-      if (overdue !== undefined && !(overdue === 'queue_delay' && this.queue.size === 0)) {
+      if (overdue !== undefined && !(overdue === 'queue_delay' && allLate)) {
         this.settleWaiter(waiter, this.reject(overdue, waiter.priority, now))
         continue
       }
@@ -582,6 +584,12 @@ export class BackpressureController {
       this.startsInWindow = 0
       this.startsWindowAt = now
     }
+  }
+
+  /** Whether even the newest waiter (if any) has waited past the current bound. */
+  private allPastTarget(now: number, standing: boolean): boolean {
+    const newest = this.queue.newest
+    return newest === undefined || newest.enqueuedAt + this.waitBound(standing) <= now
   }
 
   /** A standing queue: one that has not emptied for a whole CoDel interval. */

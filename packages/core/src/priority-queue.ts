@@ -50,6 +50,11 @@ export class PriorityQueue<E extends QueueEntry> {
     return this.arrivalHead
   }
 
+  /** The entry that arrived last, whatever its priority. */
+  get newest(): E | undefined {
+    return this.arrivalTail
+  }
+
   /** Lowest priority with an entry waiting, or undefined when empty. */
   get lowestPriority(): number | undefined {
     return this.levels[0]?.priority
