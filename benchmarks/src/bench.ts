@@ -138,6 +138,30 @@ function describe(p: CompactPhase): string {
   )
 }
 
+/** Every system at every load, one fresh server per phase; a system that fails to start is skipped. */
+async function runMatrix(
+  systems: readonly string[],
+  loads: readonly number[],
+  scenario: Scenario,
+): Promise<{ phases: CompactPhase[]; skipped: string[] }> {
+  const phases: CompactPhase[] = []
+  const skipped: string[] = []
+  for (const system of systems) {
+    for (const multiple of loads) {
+      try {
+        const phase = compact(await runPhase({ system, scenario, multiple, durationMs: phaseMs }))
+        phases.push(phase)
+        log(`  ${describe(phase)}`)
+      } catch (error) {
+        log(`  ${system}: skipped (${error instanceof Error ? error.message : String(error)})`)
+        skipped.push(system)
+        break
+      }
+    }
+  }
+  return { phases, skipped }
+}
+
 const results: {
   -readonly [K in keyof BenchResults]: BenchResults[K]
 } = {
@@ -167,21 +191,7 @@ if (only.has('macro')) {
   log(
     `macro tier: P=${scenario.poolSize}, S=${scenario.queryMs} ms, C=${scenario.capacity}/s, ${macroSystems.length} systems × ${multiples.length} loads, ${phaseMs} ms each`,
   )
-  const phases: CompactPhase[] = []
-  const skipped: string[] = []
-  for (const system of macroSystems) {
-    for (const multiple of multiples) {
-      try {
-        const phase = compact(await runPhase({ system, scenario, multiple, durationMs: phaseMs }))
-        phases.push(phase)
-        log(`  ${describe(phase)}`)
-      } catch (error) {
-        log(`  ${system}: skipped (${error instanceof Error ? error.message : String(error)})`)
-        skipped.push(system)
-        break
-      }
-    }
-  }
+  const { phases, skipped } = await runMatrix(macroSystems, multiples, scenario)
   results.macro = { scenario, durationMs: phaseMs, multiples, phases, skipped }
 }
 
@@ -205,19 +215,7 @@ if (only.has('cpu') && cpuMultiples.length > 0) {
   }
   const scenario: Scenario = { poolSize: 0, queryMs: 0, cpuMs: 1, deadlineMs: 1000, capacity }
   log(`CPU-bound variant: 1 ms of CPU per request, C=${capacity}/s (unprotected Express, closed loop)`)
-  const phases: CompactPhase[] = []
-  for (const system of systemsFlag ?? CPU_SYSTEMS) {
-    for (const multiple of cpuMultiples) {
-      try {
-        const phase = compact(await runPhase({ system, scenario, multiple, durationMs: phaseMs }))
-        phases.push(phase)
-        log(`  ${describe(phase)}`)
-      } catch (error) {
-        log(`  ${system}: skipped (${error instanceof Error ? error.message : String(error)})`)
-        break
-      }
-    }
-  }
+  const { phases } = await runMatrix(systemsFlag ?? CPU_SYSTEMS, cpuMultiples, scenario)
   results.cpu = {
     scenario,
     durationMs: phaseMs,

@@ -16,6 +16,7 @@
  * destroyed, as an aborted fetch would: the server sees the client leave.
  */
 import net from 'node:net'
+import { Fifo } from './fifo.js'
 import { quantile } from './stats.js'
 
 export interface LoadOptions {
@@ -703,8 +704,7 @@ function hexDigit(c: number): number {
 }
 
 class DeadlineFifo {
-  private requests: InFlight[] = []
-  private head = 0
+  private readonly requests = new Fifo<InFlight>()
 
   push(request: InFlight): void {
     this.requests.push(request)
@@ -712,27 +712,20 @@ class DeadlineFifo {
 
   /** When the earliest request still unanswered reaches its deadline (answered ones are dropped). */
   next(): number {
-    const requests = this.requests
-    while (this.head < requests.length && requests[this.head]!.settled) {
-      requests[this.head++] = undefined as unknown as InFlight
-    }
-    return this.head < requests.length ? requests[this.head]!.deadline : Number.POSITIVE_INFINITY
+    while (this.requests.peek()?.settled) this.requests.shift()
+    return this.requests.peek()?.deadline ?? Number.POSITIVE_INFINITY
   }
 
   /** Every request past its deadline and still unanswered: a timeout, and its socket destroyed. */
   expire(now: number, client: Client): void {
-    const requests = this.requests
-    while (this.head < requests.length && requests[this.head]!.deadline <= now) {
-      const request = requests[this.head]!
-      requests[this.head++] = undefined as unknown as InFlight
-      if (request.settled) continue
-      const conn = request.conn
-      client.settle(request, TIMEOUT, undefined)
-      conn?.kill()
-    }
-    if (this.head > 4096 && this.head * 2 > this.requests.length) {
-      this.requests = this.requests.slice(this.head)
-      this.head = 0
+    for (let request = this.requests.peek(); request !== undefined && request.deadline <= now; ) {
+      this.requests.shift()
+      if (!request.settled) {
+        const conn = request.conn
+        client.settle(request, TIMEOUT, undefined)
+        conn?.kill()
+      }
+      request = this.requests.peek()
     }
   }
 }

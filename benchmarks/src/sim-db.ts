@@ -4,6 +4,7 @@
  * that unbounded queue is exactly what an unprotected server falls into under overload.
  */
 import { MessageChannel, type MessagePort, Worker } from 'node:worker_threads'
+import { Fifo } from './fifo.js'
 
 /**
  * The database server, on a thread of its own: a query holds its connection for `queryMs` from when
@@ -24,8 +25,7 @@ export class SimDatabase {
   private readonly shared = new SharedArrayBuffer(16)
   private readonly wake = new Int32Array(this.shared, 0, 1)
   private readonly earlyMs = new Float64Array(this.shared, 8, 1)
-  private answers: ((postedAt: number) => void)[] = []
-  private head = 0
+  private readonly answers = new Fifo<(postedAt: number) => void>()
 
   constructor(queryMs: number) {
     const { port1, port2 } = new MessageChannel()
@@ -37,15 +37,9 @@ export class SimDatabase {
     })
     this.worker.unref()
     this.port.on('message', (postedAt: number) => {
-      const answer = this.answers[this.head]!
-      this.answers[this.head] = undefined as unknown as () => void
-      this.head++
-      if (this.head > 1024 && this.head * 2 > this.answers.length) {
-        this.answers = this.answers.slice(this.head)
-        this.head = 0
-      }
+      const answer = this.answers.shift()!
       // Only a pending query keeps the process alive, as an open database socket would.
-      if (this.head === this.answers.length) this.port.unref()
+      if (this.answers.size === 0) this.port.unref()
       answer(postedAt)
     })
     this.port.unref()
@@ -77,7 +71,7 @@ export class SimDatabase {
   }
 
   private send(answer: (postedAt: number) => void): void {
-    if (this.head === this.answers.length) this.port.ref()
+    if (this.answers.size === 0) this.port.ref()
     this.answers.push(answer)
     this.port.postMessage(monotonicMs())
     Atomics.add(this.wake, 0, 1)
@@ -139,9 +133,7 @@ export class SimPool {
   private busyNow = 0
   private readonly run: (tag: unknown) => Promise<void>
   private readonly database: SimDatabase | undefined
-  // A ring-free FIFO: an array with a moving head, compacted when half is dead. No shift() per query.
-  private waiters: Waiter[] = []
-  private head = 0
+  private readonly waiters = new Fifo<Waiter>()
   private closed = false
   /** Queries started. */
   queries = 0
@@ -177,7 +169,7 @@ export class SimPool {
   }
 
   get waiting(): number {
-    return this.waiters.length - this.head
+    return this.waiters.size
   }
 
   /** Changes the number of connections: extra waiters start at once when it grows; when it shrinks, running queries finish and no new one starts until busy < size. */
@@ -214,7 +206,7 @@ export class SimPool {
     this.closed = true
     void this.database?.close()
     const error = new Error('pool closed')
-    while (this.waiting > 0) this.next().reject(error)
+    while (this.waiting > 0) this.waiters.shift()!.reject(error)
   }
 
   private take(deadlineAt: number): void {
@@ -224,20 +216,9 @@ export class SimPool {
     if (performance.now() > deadlineAt) this.departed++
   }
 
-  private next(): Waiter {
-    const waiter = this.waiters[this.head]!
-    this.waiters[this.head] = undefined as unknown as Waiter
-    this.head++
-    if (this.head > 1024 && this.head * 2 > this.waiters.length) {
-      this.waiters = this.waiters.slice(this.head)
-      this.head = 0
-    }
-    return waiter
-  }
-
   private pump(): void {
     while (this.busyNow < this.sizeNow && this.waiting > 0) {
-      const waiter = this.next()
+      const waiter = this.waiters.shift()!
       // The slot is taken now, synchronously, so a newcomer cannot barge past the FIFO.
       this.take(waiter.deadlineAt)
       waiter.resolve()
