@@ -44,8 +44,9 @@ export interface BackpressureOptions {
    * Standing-queue control (CoDel as Facebook applies it to RPC queues): while the queue has not been
    * drained by service for `intervalMs` (a queue emptied only by shedding still stands), a request
    * that waited longer than `targetMs` is shed (`queue_delay`); otherwise waits are bounded by
-   * `intervalMs`. The last waiter is never shed for a free slot. `false` turns it off (only
-   * `maxQueueWaitMs` bounds waits).
+   * `intervalMs`. Under a standing queue, an arrival that would wait past the target is turned away at
+   * once. When a slot frees and every waiter is past its bound, the newest of the highest priority
+   * gets it rather than nobody. `false` turns it off (only `maxQueueWaitMs` bounds waits).
    * @default on with { targetMs: 5, intervalMs: 50 } when the limit is adaptive, off with a fixed limit
    */
   readonly codel?: boolean | { readonly targetMs?: number; readonly intervalMs?: number }

@@ -123,7 +123,7 @@ type Phase = 'normal' | 'probe-drain' | 'probe-measure'
  * (L · minRTT / RTT), in-flight work drains to it, and only requests that started after that count.
  * Below the downstream's capacity nothing queues, so the probe sees the true service time. Requests
  * arriving meanwhile wait in our queue (under overload CoDel sheds the ones past its target, as it
- * would anyway); the probe lasts about 3 service times. Half, not all, of the estimate: an estimate
+ * would anyway); the probe lasts about ten service times (20 samples at half the concurrency). Half, not all, of the estimate: an estimate
  * that is itself inflated by queueing would otherwise measure that queueing again and never correct
  * (measured: probing at the whole estimate let the simulated limit climb to 4P). A probe that lowered
  * the baseline a lot is repeated at once, one that raised it a lot within about a second; otherwise
