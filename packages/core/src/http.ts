@@ -8,15 +8,25 @@ import {
   Rejection,
 } from './controller.js'
 import { InvalidOptionError, type RejectionReason } from './errors.js'
+import {
+  type RateLimitOptions,
+  type ResolvedRateLimit,
+  resolveRateLimit,
+  setRateLimitHeaders,
+} from './http-rate-limit.js'
 import { metricsJson, PROMETHEUS_CONTENT_TYPE, renderPrometheus } from './metrics-text.js'
 import {
-  type TokenBucketAnswer,
-  TokenBucketLimiter,
-  type TokenBucketResult,
-  type TokenBucketStore,
-  wholeSecondsAfter,
-} from './token-bucket.js'
-import { assertObject, booleanOption, functionOption } from './validate.js'
+  type CompiledRoutes,
+  checkPriority,
+  compileRoutes,
+  matchRoute,
+  type RouteRule,
+} from './route-table.js'
+import { type TokenBucketResult, wholeSecondsAfter } from './token-bucket.js'
+import { assertObject, functionOption } from './validate.js'
+
+export type { RateLimitOptions } from './http-rate-limit.js'
+export type { RouteRule } from './route-table.js'
 
 /** A response the HTTP layer decided on; each adapter writes it with its framework's API. */
 export interface HttpResponse {
@@ -43,21 +53,6 @@ export interface MetricsOptions<Req> {
   readonly render?: () => MetricsExposition | Promise<MetricsExposition>
 }
 
-/** A row of the route table: the way Express and Koa users give routes their priority. */
-export interface RouteRule {
-  /** HTTP method, or any method when omitted. */
-  readonly method?: string
-  /**
-   * An exact path (`/api/orders`), a pattern with `:name` segments (`/api/orders/:id`, one non-empty
-   * segment each), or either ending in `/*` for everything below it (`/static/*`).
-   */
-  readonly path: string
-  /** Priority of matching requests; higher runs first. */
-  readonly priority?: number
-  /** `false` lets matching requests bypass admission entirely. */
-  readonly backpressure?: false
-}
-
 /** What a rejected request looked like, for logging. Built only when `onReject` is set. */
 export interface RejectInfo {
   readonly reason: RejectionReason
@@ -66,42 +61,6 @@ export interface RejectInfo {
   readonly method: string
   readonly path: string
   readonly priority: number
-}
-
-/**
- * Per-client rate limiting with token buckets: over the limit, a request gets `429` with `Retry-After`
- * (never earlier than the next token) and the IETF `RateLimit-Policy` / `RateLimit` headers, before it
- * reaches the queue. See docs/rate-limiting.md.
- *
- * @example
- * // Express: 20 requests at once per address, 5 more every second
- * app.use(backpressure({ rateLimit: { key: (req) => req.ip ?? '', capacity: 20, refillPerSecond: 5 } }))
- */
-export interface RateLimitOptions<Req> {
-  /**
-   * The client a request counts against: an API key, a user id, an address. Requests for which it
-   * returns `undefined` are not rate limited. Behind a proxy, read the client address the way your
-   * framework's trusted-proxy setting does (`req.ip`), never a raw `X-Forwarded-For`.
-   */
-  readonly key: (req: Req) => string | undefined
-  /** Tokens a full bucket holds: the burst a key may send at once (the `q` of `RateLimit-Policy`). */
-  readonly capacity: number
-  /** Tokens each key gets back per second, up to `capacity`; fractions allowed. */
-  readonly refillPerSecond: number
-  /** Tokens a request spends: a number, or a function of the request (0 to `capacity`). @default 1 */
-  readonly cost?: number | ((req: Req) => number)
-  /** The most keys the in-memory store holds; the least recently used go first. Not allowed with `store`. @default 10000 */
-  readonly maxKeys?: number
-  /** Where buckets live; may answer asynchronously (a store shared by a fleet). @default a bounded in-memory store */
-  readonly store?: TokenBucketStore
-  /** The policy's name in the `RateLimit-Policy` and `RateLimit` headers. @default 'default' */
-  readonly policyName?: string
-  /**
-   * Also send `RateLimit-Policy` and `RateLimit` on requests that are let through (429s always carry
-   * them). Two headers per response: turn it off if you do not want to pay for them.
-   * @default true
-   */
-  readonly headers?: boolean
 }
 
 export interface HttpBackpressureOptions<Req> extends BackpressureOptions {
@@ -136,19 +95,6 @@ export interface HttpBackpressureOptions<Req> extends BackpressureOptions {
    * Routes record the downstream's health by calling it through `breaker.execute(fn)`.
    */
   readonly circuitBreaker?: CircuitBreaker
-}
-
-/** The rate limit as resolved at construction. */
-interface ResolvedRateLimit<Req> {
-  readonly limiter: TokenBucketLimiter<TokenBucketAnswer>
-  readonly key: (req: Req) => string | undefined
-  readonly fixedCost: number
-  readonly costFn: ((req: Req) => number) | undefined
-  /** `"name"` as a Structured Field string, ready to prefix the `RateLimit` value. */
-  readonly quotedName: string
-  /** The whole `RateLimit-Policy` value, built once. */
-  readonly policy: string
-  readonly headers: boolean
 }
 
 /** Returned by `decide()` when the request goes on to its route (admitted, bypassed, or admitted already). */
@@ -198,21 +144,6 @@ function onResponseClose(this: StatefulResponse): void {
   state.closed = true
   if (state.permit !== undefined) state.permit.release()
   else state.abort()
-}
-
-interface PatternRoute {
-  readonly method: string
-  /** Segments after the leading '/'; `undefined` stands for a `:param`. */
-  readonly segments: readonly (string | undefined)[]
-  /** True for a trailing `/*`: more segments may follow. */
-  readonly open: boolean
-  readonly rule: RouteRule
-}
-
-/** Exact paths are one map lookup; patterns (usually few) are walked segment by segment without allocating. */
-interface CompiledRoutes {
-  readonly exact: Map<string, RouteRule>
-  readonly patterns: readonly PatternRoute[]
 }
 
 const CONTROLLER_OWNED_OPTIONS = [
@@ -597,75 +528,6 @@ function isPromise<T>(value: T | Promise<T>): value is Promise<T> {
   return typeof (value as { then?: unknown }).then === 'function'
 }
 
-function setRateLimitHeaders(
-  res: ServerResponse,
-  result: TokenBucketResult,
-  rateLimit: ResolvedRateLimit<never>,
-): void {
-  res.setHeader('RateLimit-Policy', rateLimit.policy)
-  res.setHeader(
-    'RateLimit',
-    `${rateLimit.quotedName};r=${result.remaining};t=${Math.ceil(result.resetMs / 1000)}`,
-  )
-}
-
-// A Structured Field string (RFC 9651 §3.3.3) holds printable ASCII; `"` and `\\` would need escaping,
-// so a policy name is kept to the characters that never do.
-const POLICY_NAME = /^[\x20-\x21\x23-\x5b\x5d-\x7e]+$/
-
-function resolveRateLimit<Req>(
-  option: RateLimitOptions<Req> | undefined,
-  controller: BackpressureController,
-): ResolvedRateLimit<Req> | undefined {
-  if (option === undefined) return undefined
-  assertObject('rateLimit', option as unknown)
-  const key = functionOption<(req: Req) => string | undefined>('rateLimit.key', option.key)
-  if (key === undefined)
-    throw new InvalidOptionError('rateLimit.key', 'a function of the request', option.key)
-  const limiter = new TokenBucketLimiter<TokenBucketAnswer>(
-    {
-      capacity: option.capacity,
-      refillPerSecond: option.refillPerSecond,
-      ...(option.maxKeys === undefined ? {} : { maxKeys: option.maxKeys }),
-      ...(option.store === undefined ? {} : { store: option.store }),
-      clock: controller.clock,
-    },
-    'rateLimit.',
-  )
-  const cost = option.cost
-  let fixedCost = 1
-  let costFn: ((req: Req) => number) | undefined
-  if (typeof cost === 'function') costFn = cost
-  else if (cost !== undefined) {
-    if (typeof cost !== 'number' || !(cost >= 0 && cost <= limiter.policy.capacity)) {
-      throw new InvalidOptionError(
-        'rateLimit.cost',
-        `a number from 0 to rateLimit.capacity (${limiter.policy.capacity}) or a function`,
-        cost,
-      )
-    }
-    fixedCost = cost
-  }
-  const name = option.policyName ?? 'default'
-  if (typeof name !== 'string' || !POLICY_NAME.test(name)) {
-    throw new InvalidOptionError(
-      'rateLimit.policyName',
-      'a non-empty string of printable ASCII without `"` or `\\`',
-      name,
-    )
-  }
-  const quotedName = `"${name}"`
-  return Object.freeze({
-    limiter,
-    key,
-    fixedCost,
-    costFn,
-    quotedName,
-    policy: `${quotedName};q=${limiter.policy.capacity};w=${limiter.windowSeconds}`,
-    headers: booleanOption('rateLimit.headers', option.headers, true),
-  })
-}
-
 function json(status: number, body: unknown): HttpResponse {
   return respond(status, JSON_HEADERS, JSON.stringify(body))
 }
@@ -690,80 +552,4 @@ function pathOption(name: string, value: unknown, fallback: string): string | un
     throw new InvalidOptionError(name, "a path starting with '/', or false", value)
   }
   return value
-}
-
-function checkPriority(name: string, value: unknown): number {
-  if (typeof value !== 'number' || !Number.isFinite(value)) {
-    throw new InvalidOptionError(name, 'a finite number or a function', value)
-  }
-  return value
-}
-
-function compileRoutes(rules: unknown): CompiledRoutes | undefined {
-  if (rules === undefined) return undefined
-  if (!Array.isArray(rules))
-    throw new InvalidOptionError('routes', 'an array of { method?, path, priority?, backpressure? }', rules)
-  const exact = new Map<string, RouteRule>()
-  const patterns: PatternRoute[] = []
-  rules.forEach((rule: unknown, i) => {
-    assertObject(`routes[${i}]`, rule)
-    const { method, path, priority, backpressure } = rule as Partial<RouteRule>
-    if (method !== undefined && (typeof method !== 'string' || method.length === 0)) {
-      throw new InvalidOptionError(`routes[${i}].method`, 'an HTTP method such as "GET"', method)
-    }
-    if (typeof path !== 'string' || !path.startsWith('/')) {
-      throw new InvalidOptionError(`routes[${i}].path`, "a path starting with '/'", path)
-    }
-    if (priority !== undefined) checkPriority(`routes[${i}].priority`, priority)
-    if (backpressure !== undefined && backpressure !== false) {
-      throw new InvalidOptionError(`routes[${i}].backpressure`, 'false or unset', backpressure)
-    }
-    const key = method === undefined ? '*' : method.toUpperCase()
-    const frozen: RouteRule = Object.freeze({ ...(rule as unknown as RouteRule) })
-    const open = path.endsWith('/*')
-    const body = open ? path.slice(0, -2) : path
-    if (!open && !body.includes('/:')) {
-      exact.set(`${key} ${path}`, frozen)
-      return
-    }
-    const segments = body === '' ? [] : body.slice(1).split('/')
-    patterns.push({
-      method: key,
-      segments: segments.map((segment) => (segment.startsWith(':') ? undefined : segment)),
-      open,
-      rule: frozen,
-    })
-  })
-  // The most specific first: more literal segments, then closed before open; ties keep their order.
-  const literals = (p: PatternRoute) => p.segments.filter((segment) => segment !== undefined).length
-  patterns.sort(
-    (a, b) =>
-      b.segments.length - a.segments.length || literals(b) - literals(a) || Number(a.open) - Number(b.open),
-  )
-  return { exact, patterns }
-}
-
-function matchRoute(routes: CompiledRoutes, method: string, path: string): RouteRule | undefined {
-  const exact = routes.exact.get(`${method} ${path}`) ?? routes.exact.get(`* ${path}`)
-  if (exact !== undefined) return exact
-  for (const pattern of routes.patterns) {
-    if ((pattern.method === '*' || pattern.method === method) && matchSegments(pattern, path))
-      return pattern.rule
-  }
-  return undefined
-}
-
-function matchSegments(pattern: PatternRoute, path: string): boolean {
-  let start = 1
-  for (const expected of pattern.segments) {
-    if (start > path.length) return false
-    let end = path.indexOf('/', start)
-    if (end === -1) end = path.length
-    if (end === start) return false
-    if (expected !== undefined && (end - start !== expected.length || !path.startsWith(expected, start)))
-      return false
-    start = end + 1
-  }
-  // Closed patterns must consume the whole path (a trailing slash is tolerated); open ones need more below.
-  return pattern.open ? start < path.length : start >= path.length
 }
