@@ -4,6 +4,7 @@ import {
   DURATION_BUCKETS_SECONDS,
   RETRY_AFTER_BUCKETS_SECONDS,
 } from './cumulative-histogram.js'
+import { DeadlineHeap, type HeapEntry } from './deadline-heap.js'
 import {
   type BackpressureError,
   createBackpressureError,
@@ -161,12 +162,23 @@ export class Permit {
     this.released = true
     this.controller._release(this)
   }
+
+  /**
+   * Releases a permit whose work was given up on without ending (its client left and the route never
+   * ended): counted apart (`abandoned` in stats, the `abandon` event), since that work may still run.
+   */
+  abandon(): void {
+    if (this.released) return
+    this.released = true
+    this.controller._abandon(this)
+  }
 }
 
 type Settle = (result: Permit | Rejection) => void
 
-class Waiter extends QueueEntry {
+class Waiter extends QueueEntry implements HeapEntry {
   settle: Settle | undefined = undefined
+  heapIndex = -1
 
   constructor(
     priority: number,
@@ -216,6 +228,8 @@ export class BackpressureController {
   private startsInWindow = 0
   private startsWindowAt = 0
   private readonly queue = new PriorityQueue<Waiter>()
+  /** Waiters with a deadline of their own, earliest first (the queue's bound expires the rest). */
+  private readonly deadlines = new DeadlineHeap<Waiter>()
   private readonly latency: LatencyWindow
   private readonly signals: ProcessSignals | undefined
   private readonly stopSampler: () => void
@@ -229,6 +243,8 @@ export class BackpressureController {
   private admittedCount = 0
   private completedCount = 0
   private rejectedCount = 0
+  private abandonedCount = 0
+  private bodyTimeoutCount = 0
   private timeoutTimer: TimerHandle | undefined = undefined
   private timeoutTimerAt = 0
   private closed = false
@@ -352,14 +368,20 @@ export class BackpressureController {
     if (this.closed) return this.reject('shutting_down', priority, now)
 
     const shed = this.shedReason(now)
-    if (shed !== undefined) return this.reject(shed, priority, now)
+    if (shed !== undefined && !this.displaceForSignal(shed, priority, now))
+      return this.reject(shed, priority, now)
     if (now >= deadline) return this.reject('deadline_exceeded', priority, now)
+    // A caller that is gone already never gets a permit, free slot or not.
+    if (signal?.aborted) return this.reject('aborted', priority, now)
 
     if (this.queue.size === 0 && this.inFlightCount < this.limiter.value) {
       this.markIdle(now)
       return this.start(priority, now, now)
     }
-    if (signal?.aborted) return this.reject('aborted', priority, now)
+    this.limiter.onBlocked?.(now, this.inFlightCount)
+    // Waiters whose time is up leave before a newcomer is judged against the queue's length: a timer
+    // that fires late (a busy event loop) must not turn fresh requests away as queue_full.
+    if (this.timeoutTimer !== undefined && this.timeoutTimerAt <= now) this.expireWaiters()
 
     // Under a standing queue, an arrival that would wait past the CoDel target is turned away now, as
     // its own request is handled, rather than held for the target and shed in a sweep: no waiter to
@@ -409,14 +431,16 @@ export class BackpressureController {
   }
 
   /**
-   * Runs `fn` under a permit and releases it however `fn` ends.
+   * Runs `fn` under a permit and releases it however `fn` ends (the permit is held until then, whatever
+   * happens to the caller). `fn` gets the caller's signal, to pass on to the work it starts; a caller
+   * whose signal has aborted never gets a permit.
    * @example
    * const user = await controller.submit(() => db.findUser(id), { priority: 5, signal })
    */
-  async submit<T>(fn: () => T | PromiseLike<T>, options: AcquireOptions = {}): Promise<T> {
+  async submit<T>(fn: (signal: AbortSignal) => T | PromiseLike<T>, options: AcquireOptions = {}): Promise<T> {
     const permit = await this.acquire(options)
     try {
-      return await fn()
+      return await fn(signalFor(options.signal))
     } finally {
       permit.release()
     }
@@ -448,6 +472,7 @@ export class BackpressureController {
     this.stopSampler()
     this.limiter.stop()
     const now = this.clock.now()
+    this.deadlines.clear()
     for (const waiter of this.queue.drain()) {
       this.settleWaiter(waiter, this.reject('shutting_down', waiter.priority, now))
     }
@@ -473,6 +498,8 @@ export class BackpressureController {
       admitted: this.admittedCount,
       completed: this.completedCount,
       rejected: this.rejectedCount,
+      abandoned: this.abandonedCount,
+      bodyTimeouts: this.bodyTimeoutCount,
       rejections,
       rejectionRate: this.requestCount === 0 ? 0 : this.rejectedCount / this.requestCount,
       throughputPerSecond: this.throughputPerSecond,
@@ -502,6 +529,28 @@ export class BackpressureController {
     if (this.closed && this.inFlightCount === 0) this.resolveClosed()
   }
 
+  /** @internal Called by Permit.abandon() exactly once per permit, in place of _release. */
+  _abandon(permit: Permit): void {
+    this.abandonedCount++
+    if (this.events.wants('abandon')) {
+      this.events.emit('abandon', {
+        name: this.name,
+        heldMs: this.clock.now() - permit.startedAt,
+      })
+    }
+    this._release(permit)
+  }
+
+  /** @internal Counts a request answered 408 because its body did not arrive in time. */
+  countBodyTimeout(): void {
+    this.bodyTimeoutCount++
+  }
+
+  /** p99 latency (queue wait + service) over the latency window, in ms; 0 with no samples. */
+  p99LatencyMs(): number {
+    return this.latency.quantile(0.99, this.clock.now())
+  }
+
   /** @internal The abort listener of a waiter. */
   _abortWaiter(waiter: Waiter): void {
     if (!this.queue.remove(waiter)) return
@@ -529,6 +578,7 @@ export class BackpressureController {
       waiter.settle = resolve
     })
     this.queue.push(waiter)
+    if (deadline !== Number.POSITIVE_INFINITY) this.deadlines.push(waiter)
     signal?.addEventListener('abort', waiter, { once: true })
     this.armTimeoutTimer(now)
     if (this.events.wants('queue')) {
@@ -550,7 +600,10 @@ export class BackpressureController {
           ? this.queue.popNewestOfHighest()!
           : this.queue.shift()!
       const overdue = this.overdueReason(waiter, now, standing)
-      if (overdue !== undefined && !(overdue === 'queue_delay' && allLate)) {
+      // Priority orders shedding here too: a waiter past the CoDel bound is still served when less
+      // important ones wait behind it (they are shed first, by the sweep).
+      const outranks = overdue === 'queue_delay' && this.outranksLowest(waiter.priority)
+      if (overdue !== undefined && !(overdue === 'queue_delay' && (allLate || outranks))) {
         this.settleWaiter(waiter, this.reject(overdue, waiter.priority, now))
         continue
       }
@@ -615,6 +668,7 @@ export class BackpressureController {
   }
 
   private settleWaiter(waiter: Waiter, result: Permit | Rejection): void {
+    if (waiter.heapIndex !== -1) this.deadlines.remove(waiter)
     waiter.signal?.removeEventListener('abort', waiter)
     const settle = waiter.settle
     waiter.settle = undefined
@@ -659,15 +713,19 @@ export class BackpressureController {
   }
 
   /**
-   * One timer for the whole queue: the arrival list's head always has the earliest deadline, so the
-   * timer is set for it and re-armed after each sweep, instead of one timer per waiter.
+   * One timer for the whole queue: the arrival list's head has the earliest shared bound, and the
+   * deadline heap the earliest deadline of a caller's own; the timer is set for the sooner of the two
+   * and re-armed after each sweep, instead of one timer per waiter.
    */
   private armTimeoutTimer(now: number): void {
     const oldest = this.queue.oldest
     if (oldest === undefined) return
     const bound = this.waitBound(this.isStanding(now))
-    if (!Number.isFinite(bound)) return
-    const due = oldest.enqueuedAt + bound
+    const due = Math.min(
+      oldest.enqueuedAt + bound,
+      this.deadlines.first?.deadline ?? Number.POSITIVE_INFINITY,
+    )
+    if (!Number.isFinite(due)) return
     if (this.timeoutTimer !== undefined && this.timeoutTimerAt <= due) return
     if (this.timeoutTimer !== undefined) this.clock.clearTimeout(this.timeoutTimer)
     this.timeoutTimerAt = due
@@ -675,20 +733,48 @@ export class BackpressureController {
   }
 
   private expireWaiters(): void {
+    if (this.timeoutTimer !== undefined) this.clock.clearTimeout(this.timeoutTimer)
     this.timeoutTimer = undefined
     const now = this.clock.now()
     const standing = this.isStanding(now)
     const bound = this.waitBound(standing)
+    for (
+      let first = this.deadlines.first;
+      first !== undefined && first.deadline <= now;
+      first = this.deadlines.first
+    ) {
+      this.queue.remove(first)
+      this.settleWaiter(first, this.reject('deadline_exceeded', first.priority, now))
+    }
     for (let oldest = this.queue.oldest; oldest !== undefined; oldest = this.queue.oldest) {
       // The same sum as the timer's due time, so float rounding cannot re-arm a timer that expires nothing.
       if (oldest.enqueuedAt + bound > now) break
-      this.queue.remove(oldest)
-      this.settleWaiter(
-        oldest,
-        this.reject(this.overdueReason(oldest, now, standing) ?? 'queue_delay', oldest.priority, now),
-      )
+      const reason = this.overdueReason(oldest, now, standing) ?? 'queue_delay'
+      // A standing queue sheds the least important first: while a lower priority waits, the overdue
+      // waiter stays (its own wait is still bounded by maxQueueWaitMs) and the oldest of the lowest goes.
+      const victim =
+        reason === 'queue_delay' && this.outranksLowest(oldest.priority) ? this.queue.oldestOfLowest! : oldest
+      this.queue.remove(victim)
+      this.settleWaiter(victim, this.reject(reason, victim.priority, now))
     }
     this.armTimeoutTimer(now)
+  }
+
+  /** Whether a waiter of this priority outranks the least important one waiting. */
+  private outranksLowest(priority: number): boolean {
+    const lowest = this.queue.lowestPriority
+    return lowest !== undefined && lowest < priority
+  }
+
+  /**
+   * Process and latency signals shed the least important work first: an arrival that outranks a
+   * waiter takes its place (the waiter gets the signal's rejection) instead of being turned away.
+   */
+  private displaceForSignal(reason: RejectionReason, priority: number, now: number): boolean {
+    if (!this.outranksLowest(priority)) return false
+    const victim = this.queue.popNewestOfLowest()!
+    this.settleWaiter(victim, this.reject(reason, victim.priority, now))
+    return true
   }
 
   private onLimitChange(previous: number, limit: number): void {
@@ -729,6 +815,17 @@ function resolveCodel(option: unknown, adaptive: boolean): ResolvedOptions['code
     targetMs: numberOption('codel.targetMs', targetMs, 5, 0, interval, true),
     intervalMs: interval,
   })
+}
+
+/** One signal that never aborts, for work submitted without a signal of its caller's. */
+const NEVER_ABORTED = new AbortController().signal
+
+/** The standard AbortSignal to hand `fn`: the caller's own, or the one behind an HTTP request's state. */
+function signalFor(signal: AbortSignalLike | undefined): AbortSignal {
+  if (signal === undefined) return NEVER_ABORTED
+  if (signal instanceof AbortSignal) return signal
+  const standard = (signal as { readonly signal?: unknown }).signal
+  return standard instanceof AbortSignal ? standard : NEVER_ABORTED
 }
 
 function errorFor(rejection: Rejection, signal: AbortSignalLike | undefined): unknown {

@@ -16,6 +16,8 @@ export interface BackpressureEvents {
     readonly queueDepth: number
     readonly inFlight: number
   }
+  /** A permit was released after the abandonment bound: its client left and its route never ended. */
+  abandon: { readonly name: string; readonly heldMs: number }
   /** The concurrency limit changed. */
   limit: { readonly name: string; readonly previous: number; readonly limit: number }
 }
@@ -25,13 +27,14 @@ export type BackpressureListener<E extends BackpressureEventName> = (event: Back
 
 /**
  * `diagnostics_channel` names, one per event: `backpressure:admit`, `backpressure:queue`,
- * `backpressure:reject`, `backpressure:limit`. Messages are published only while a subscriber exists.
+ * `backpressure:reject`, `backpressure:limit`, `backpressure:abandon`. Messages are published only while a subscriber exists.
  */
 export const DIAGNOSTICS_CHANNELS = {
   admit: diagnosticsChannel.channel('backpressure:admit'),
   queue: diagnosticsChannel.channel('backpressure:queue'),
   reject: diagnosticsChannel.channel('backpressure:reject'),
   limit: diagnosticsChannel.channel('backpressure:limit'),
+  abandon: diagnosticsChannel.channel('backpressure:abandon'),
 } as const
 
 /**
@@ -44,6 +47,7 @@ export class EventHub {
     queue: [],
     reject: [],
     limit: [],
+    abandon: [],
   }
 
   wants(event: BackpressureEventName): boolean {

@@ -1,12 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
+import { BodyDeadlines, hasBody, writeBodyTimeout } from './body-deadlines.js'
 import { CircuitBreaker } from './circuit-breaker.js'
-import {
-  type AbortSignalLike,
-  BackpressureController,
-  type BackpressureOptions,
-  Permit,
-  Rejection,
-} from './controller.js'
+import { BackpressureController, type BackpressureOptions, Permit, Rejection } from './controller.js'
 import { InvalidOptionError, type RejectionReason } from './errors.js'
 import {
   type RateLimitOptions,
@@ -15,6 +10,7 @@ import {
   setRateLimitHeaders,
 } from './http-rate-limit.js'
 import { metricsJson, PROMETHEUS_CONTENT_TYPE, renderPrometheus } from './metrics-text.js'
+import { attachState, clientGone, RequestState, statesOf, trackWork } from './request-state.js'
 import {
   type CompiledRoutes,
   checkPriority,
@@ -23,7 +19,7 @@ import {
   type RouteRule,
 } from './route-table.js'
 import { type TokenBucketResult, wholeSecondsAfter } from './token-bucket.js'
-import { assertObject, functionOption } from './validate.js'
+import { assertObject, functionOption, numberOption } from './validate.js'
 
 export type { RateLimitOptions } from './http-rate-limit.js'
 export type { RouteRule } from './route-table.js'
@@ -95,56 +91,46 @@ export interface HttpBackpressureOptions<Req> extends BackpressureOptions {
    * Routes record the downstream's health by calling it through `breaker.execute(fn)`.
    */
   readonly circuitBreaker?: CircuitBreaker
+  /**
+   * How long an admitted request keeps its slot after its client left while its route had not ended
+   * (the route still awaits its database, say). The slot goes back as soon as the route ends its
+   * response or its handler settles; a route that does neither is released after this bound, counted
+   * in `backpressure_abandoned_permits_total` and the `abandon` event. Releasing at the client's
+   * departure instead would let work for departed clients run beyond the limit.
+   * @default four times the p99 latency the controller measures, at least 1000 ms
+   */
+  readonly abandonAfterMs?: number
+  /**
+   * A request whose body has not fully arrived this long after it was admitted is answered `408` and
+   * its slot released, so clients that send headers and then a trickle (or nothing) cannot hold every
+   * slot. Slow uploads that a route streams on purpose need a larger value, or `false`.
+   * @default maxQueueWaitMs (10000)
+   */
+  readonly bodyTimeoutMs?: number | false
 }
+
+/** Node fires a longer timer after 1 ms; no bound of ours may be longer. */
+const MAX_TIMER_MS = 2_147_483_647
 
 /** Returned by `decide()` when the request goes on to its route (admitted, bypassed, or admitted already). */
 export const PASS = Symbol('backpressure.pass')
 export type Decision = typeof PASS | HttpResponse
 
-const kState = Symbol.for('backpressure.requestState')
 const JSON_HEADERS = {
   'content-type': 'application/json; charset=utf-8',
   'cache-control': 'no-store',
 } as const
 
 /**
- * What a request holds: its permit once admitted, and, while it waits, the role of its abort signal.
- * One object per request that reached the controller, stored on the response so the one `close`
- * listener (a shared function, not a closure) can end the wait or release the permit. Being its own
- * signal spares every queued request an AbortController and, when the client leaves, a DOMException.
+ * For a request whose client left just as its turn came: nobody reads it, so it is built once and not
+ * counted as a rejection (the request was admitted and released).
  */
-class RequestState implements AbortSignalLike {
-  permit: Permit | undefined = undefined
-  closed = false
-  aborted = false
-  private listener: { handleEvent(): void } | undefined = undefined
-
-  addEventListener(_type: 'abort', listener: { handleEvent(): void }): void {
-    this.listener = listener
-  }
-
-  removeEventListener(_type: 'abort', listener: { handleEvent(): void }): void {
-    if (this.listener === listener) this.listener = undefined
-  }
-
-  abort(): void {
-    if (this.aborted) return
-    this.aborted = true
-    const listener = this.listener
-    this.listener = undefined
-    listener?.handleEvent()
-  }
-}
-
-type StatefulResponse = ServerResponse & { [kState]?: RequestState | true }
-
-function onResponseClose(this: StatefulResponse): void {
-  const state = this[kState]
-  if (state === undefined || state === true) return
-  state.closed = true
-  if (state.permit !== undefined) state.permit.release()
-  else state.abort()
-}
+const GONE_BODY = '{"error":"Service Unavailable","reason":"aborted","retryAfter":1}'
+const GONE_RESPONSE: HttpResponse = Object.freeze({
+  status: 503,
+  headers: Object.freeze({ ...JSON_HEADERS, 'retry-after': '1', 'content-length': String(GONE_BODY.length) }),
+  body: GONE_BODY,
+})
 
 const CONTROLLER_OWNED_OPTIONS = [
   'maxConcurrency',
@@ -187,6 +173,8 @@ export class HttpBackpressure<Req> {
   private readonly deadlineHeader: string | undefined
   private readonly rateLimit: ResolvedRateLimit<Req> | undefined
   private readonly breaker: CircuitBreaker | undefined
+  private readonly abandonAfterMsOption: number | undefined
+  private readonly bodyDeadlines: BodyDeadlines | undefined
 
   constructor(options: HttpBackpressureOptions<Req> = {}) {
     assertObject('options', options as unknown)
@@ -254,6 +242,29 @@ export class HttpBackpressure<Req> {
       throw new InvalidOptionError('circuitBreaker', 'a CircuitBreaker', breaker)
     }
     this.breaker = breaker as CircuitBreaker | undefined
+    this.abandonAfterMsOption =
+      options.abandonAfterMs === undefined
+        ? undefined
+        : numberOption('abandonAfterMs', options.abandonAfterMs, 0, 0, MAX_TIMER_MS, true)
+    const bodyTimeoutMs =
+      options.bodyTimeoutMs === false
+        ? undefined
+        : numberOption(
+            'bodyTimeoutMs',
+            options.bodyTimeoutMs,
+            Math.min(MAX_TIMER_MS, this.controller.options.maxQueueWaitMs),
+            0,
+            MAX_TIMER_MS,
+            true,
+          )
+    this.bodyDeadlines =
+      bodyTimeoutMs === undefined
+        ? undefined
+        : new BodyDeadlines(this.controller.clock, bodyTimeoutMs, (state) => {
+            writeBodyTimeout(state.res)
+            state.release()
+            this.controller.countBodyTimeout()
+          })
   }
 
   /**
@@ -271,8 +282,11 @@ export class HttpBackpressure<Req> {
     res: ServerResponse,
     routePriority?: number | false,
   ): Decision | Promise<Decision> {
-    const stateful = res as StatefulResponse
-    if (stateful[kState] !== undefined) return PASS
+    // Admitted exactly once per controller: a second layer with the same controller passes, one with
+    // another controller (a stricter limit for a group of routes) admits through its own as well.
+    for (let state = statesOf(res); state !== undefined; state = state.next) {
+      if (state.owner.controller === this.controller) return PASS
+    }
     const path = pathOf(url)
 
     if (
@@ -301,7 +315,7 @@ export class HttpBackpressure<Req> {
     } else {
       const rule = this.routes === undefined ? undefined : matchRoute(this.routes, method, path)
       if (rule?.backpressure === false) return PASS
-      priority = rule?.priority ?? (this.priorityFn === undefined ? this.fixedPriority : this.priorityFn(req))
+      priority = rule?.priority ?? (this.priorityFn === undefined ? this.fixedPriority : this.priorityOf(req))
     }
 
     // The breaker first: while the downstream is out, the answer is 503 for everyone, and a client's
@@ -332,59 +346,96 @@ export class HttpBackpressure<Req> {
         } else {
           return taken.then((settled) => {
             if (!settled.allowed) return this.rateLimited(settled, rateLimit, req, method, path, priority)
-            // The client may have gone while the store answered: nothing left to admit.
-            if (res.destroyed) {
-              return this.rejected(
-                this.controller.rejectWith('aborted', priority),
-                req,
-                method,
-                path,
-                priority,
-              )
-            }
+            // (admit() checks that the client did not leave while the store answered.)
             if (rateLimit.headers && !res.headersSent) setRateLimitHeaders(res, settled, rateLimit)
-            return this.admit(stateful, req, method, path, priority)
+            return this.admit(res, req, method, path, priority)
           })
         }
       }
     }
-    return this.admit(stateful, req, method, path, priority)
+    return this.admit(res, req, method, path, priority)
   }
 
-  /** Admission proper: a permit (released when the response closes), a wait, or a rejection. */
+  /**
+   * Admission proper: a permit (held until the request's work ends: see RequestState), a wait, or a
+   * rejection. A client that left already gets nothing: its `close` will not come again.
+   */
   private admit(
-    stateful: StatefulResponse,
+    res: ServerResponse,
     req: Req,
     method: string,
     path: string,
     priority: number,
   ): Decision | Promise<Decision> {
-    const res = stateful
-    const state = new RequestState()
     const controller = this.controller
+    if (clientGone(res))
+      return this.rejected(controller.rejectWith('aborted', priority), req, method, path, priority)
     const deadline = this.deadlineHeader === undefined ? undefined : this.deadlineOf(res)
-    // The request state is the wait's abort signal: the response's `close` aborts a queued request.
+    const state = new RequestState(this, res, deadline)
+    // The request state is the wait's abort signal: the client leaving aborts a queued request.
     const result = controller.admit(priority, state, deadline)
     // Turned away at once (most requests under heavy overload): the response ends now, with no permit
     // to release and no wait to abort, so it needs neither the state nor a close listener.
     if (result instanceof Rejection) return this.rejected(result, req, method, path, priority)
-    stateful[kState] = state
-    res.on('close', onResponseClose)
+    attachState(state)
     if (result instanceof Permit) {
-      state.permit = result
+      this.hold(state, result)
       return PASS
     }
     return result.then((settled) => {
-      // Settled: a later `close` has no wait left to abort (and must not count an abort).
+      // Settled: a later departure has no wait left to abort (and must not count an abort).
       state.aborted = true
       if (settled instanceof Permit) {
-        // The client may have gone between the slot being handed over and this callback.
-        if (state.closed) settled.release()
-        else state.permit = settled
+        // The client may have gone between the slot being handed over and this callback: the slot
+        // goes back at once and the route never runs (the answer goes nowhere, so it is not counted).
+        if (state.gone || clientGone(res)) {
+          settled.release()
+          return GONE_RESPONSE
+        }
+        this.hold(state, settled)
         return PASS
       }
       return this.rejected(settled, req, method, path, priority)
     })
+  }
+
+  private hold(state: RequestState, permit: Permit): void {
+    const req = state.res.req as IncomingMessage
+    state.hold(permit, req.socket)
+    if (this.bodyDeadlines !== undefined && !req.complete && hasBody(req)) this.bodyDeadlines.add(state)
+  }
+
+  /**
+   * The `priority` function's answer, checked: NaN (`Number(header)` on a missing header) would make
+   * a queue level per waiter and always displace someone, so a bad answer is an error the framework
+   * answers 500, never a silent priority.
+   */
+  private priorityOf(req: Req): number {
+    const priority = (this.priorityFn as (req: Req) => number)(req)
+    if (typeof priority !== 'number' || !Number.isFinite(priority)) {
+      throw new InvalidOptionError('priority', 'a function returning a finite number', priority)
+    }
+    return priority
+  }
+
+  /** @internal How long a permit stays held after its client left mid-route (RequestState). */
+  abandonAfterMs(): number {
+    return this.abandonAfterMsOption ?? Math.max(1000, 4 * this.controller.p99LatencyMs())
+  }
+
+  /**
+   * Tells the layer that the route's handler has settled (Koa: `await next()`; Fastify: the handler's
+   * promise), so a request whose client left gives its slot back now rather than after a bound.
+   */
+  routeEnded(res: ServerResponse): void {
+    for (let state = statesOf(res); state !== undefined; state = state.next) {
+      if (state.owner === this) state.endRoute()
+    }
+  }
+
+  /** Remembers the promise of a route's handler: when its client has left, its settling ends the work. */
+  trackWork(res: ServerResponse, work: PromiseLike<unknown>): void {
+    trackWork(res, work)
   }
 
   /** The 503 (or 429) for a rejection: jittered whole-second Retry-After, no-store, a JSON body with a stable reason. */

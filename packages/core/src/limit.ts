@@ -10,6 +10,11 @@ export interface ConcurrencyLimit {
   readonly value: number
   /** One completed request: when it started (clock ms), its service time, and the in-flight count beside it. */
   onSample(startedAt: number, serviceMs: number, inFlight: number): void
+  /**
+   * A request found no free slot. Called on arrivals, so a limit that waits for releases (a probe)
+   * can tell when none will come: work that never ends (SSE, long polls) must not wedge it.
+   */
+  onBlocked?(now: number, inFlight: number): void
   stop(): void
 }
 
@@ -136,6 +141,16 @@ export class GradientLimit implements ConcurrencyLimit {
   private phase: Phase = 'normal'
   private probeLimit = 0
   private probeStartedAt = 0
+  /** When the current probe began draining; a probe that lasts far too long is given up. */
+  private probeBeganAt = 0
+  /** Requests that started before the measurement and still run: they hold slots the probe counts. */
+  private oldInFlight = 0
+  /**
+   * Slots added to the probe's limit for old requests that do not end (long-lived streams and polls):
+   * without it, one SSE response under a probe limit of 1 admits nothing until it ends.
+   */
+  private stuckAllowance = 0
+  private lastProgressAt = 0
   private nextUpdateAt: number
   private nextProbeAt: number
   private readonly samples: IntervalSamples
@@ -169,7 +184,7 @@ export class GradientLimit implements ConcurrencyLimit {
   }
 
   get value(): number {
-    return this.phase === 'normal' ? Math.floor(this.limit) : this.probeLimit
+    return this.phase === 'normal' ? Math.floor(this.limit) : this.probeLimit + this.stuckAllowance
   }
 
   /** The no-load service time the limit is judged against, in ms (Infinity before the first sample). */
@@ -180,23 +195,78 @@ export class GradientLimit implements ConcurrencyLimit {
   onSample(startedAt: number, serviceMs: number, inFlight: number): void {
     const now = startedAt + serviceMs
     if (this.phase === 'probe-drain') {
-      // Work admitted under the old limit still shares the downstream; wait until it has drained.
-      if (inFlight - 1 <= this.probeLimit) {
-        this.phase = 'probe-measure'
-        this.probeStartedAt = now
-        this.samples.reset()
-      }
+      // Work admitted under the old limit still shares the downstream; wait until it has drained, or
+      // until it is clear that what is left does not end soon.
+      if (inFlight - 1 <= this.probeLimit) this.beginMeasure(now, inFlight - 1, 0)
+      else this.checkProbe(now, inFlight - 1)
       return
     }
     if (this.phase === 'probe-measure') {
-      if (startedAt < this.probeStartedAt) return
+      if (startedAt < this.probeStartedAt) {
+        if (this.oldInFlight > 0) this.oldInFlight--
+        if (this.stuckAllowance > this.oldInFlight) this.setStuckAllowance(this.oldInFlight)
+        this.checkProbe(now, inFlight - 1)
+        return
+      }
+      this.lastProgressAt = now
       this.samples.add(serviceMs, inFlight)
       if (this.samples.count >= PROBE_MIN_SAMPLES) this.finishProbe(now)
+      else this.checkProbe(now, inFlight - 1)
       return
     }
     this.samples.add(serviceMs, inFlight)
     if (now < this.nextUpdateAt || this.samples.count < MIN_SAMPLES_PER_UPDATE) return
     this.update(now)
+  }
+
+  onBlocked(now: number, inFlight: number): void {
+    if (this.phase !== 'normal') this.checkProbe(now, inFlight)
+  }
+
+  /**
+   * A probe waits on releases, so it must notice when they stop coming: requests that hold their
+   * slot for far longer than the service time are counted as stuck and get slots of their own, and a
+   * probe that still has not finished after a bound is given up (the baseline stays as it was).
+   */
+  private checkProbe(now: number, inFlight: number): void {
+    const serviceMs = Number.isFinite(this.minRtt) ? Math.max(this.minRtt, this.lastRtt) : this.lastRtt
+    if (now - this.probeBeganAt >= Math.min(10_000, Math.max(500, 100 * serviceMs))) {
+      this.abandonProbe(now)
+      return
+    }
+    const stallMs = Math.max(20, 10 * serviceMs)
+    if (now - this.lastProgressAt < stallMs) return
+    this.lastProgressAt = now
+    if (this.phase === 'probe-drain')
+      this.beginMeasure(now, inFlight, Math.max(0, inFlight - this.probeLimit))
+    else if (this.stuckAllowance < this.oldInFlight) this.setStuckAllowance(this.oldInFlight)
+  }
+
+  private beginMeasure(now: number, inFlight: number, stuck: number): void {
+    const previous = this.value
+    this.phase = 'probe-measure'
+    this.probeStartedAt = now
+    this.lastProgressAt = now
+    this.oldInFlight = inFlight
+    this.stuckAllowance = stuck
+    this.samples.reset()
+    if (this.value !== previous) this.onChange(previous, this.value)
+  }
+
+  private setStuckAllowance(stuck: number): void {
+    const previous = this.value
+    this.stuckAllowance = stuck
+    if (this.value !== previous) this.onChange(previous, this.value)
+  }
+
+  private abandonProbe(now: number): void {
+    const previous = this.value
+    this.phase = 'normal'
+    this.stuckAllowance = 0
+    this.samples.reset()
+    this.nextUpdateAt = now + this.updateIntervalMs
+    this.nextProbeAt = now + this.jitter(this.probeIntervalMs)
+    if (this.value !== previous) this.onChange(previous, this.value)
   }
 
   stop(): void {}
@@ -229,6 +299,9 @@ export class GradientLimit implements ConcurrencyLimit {
     this.probeLimit = Math.max(1, Math.min(Math.floor(this.limit / 2), Math.floor(noQueueConcurrency / 2)))
     this.phase = 'probe-drain'
     this.probeStartedAt = now
+    this.probeBeganAt = now
+    this.lastProgressAt = now
+    this.stuckAllowance = 0
   }
 
   private finishProbe(now: number): void {
@@ -240,6 +313,7 @@ export class GradientLimit implements ConcurrencyLimit {
     // A fresh baseline, up or down: the downstream itself may have become slower or faster.
     this.minRtt = measured
     this.phase = 'normal'
+    this.stuckAllowance = 0
     this.nextUpdateAt = now + this.updateIntervalMs
     // A big drop is checked again at once (a cold start under overload converges in a few probes); a
     // big rise within about a second, since a probe that fell on a stalled event loop measured the

@@ -87,6 +87,11 @@ export class PriorityQueue<E extends QueueEntry> {
     return entry
   }
 
+  /** The oldest entry of the lowest priority: the first to shed for waiting too long. */
+  get oldestOfLowest(): E | undefined {
+    return this.levels[0]?.head as E | undefined
+  }
+
   /** Removes and returns the newest entry of the lowest priority: the one to displace. */
   popNewestOfLowest(): E | undefined {
     const level = this.levels[0]

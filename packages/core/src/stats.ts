@@ -18,6 +18,13 @@ export interface BackpressureStats {
   readonly admitted: number
   readonly completed: number
   readonly rejected: number
+  /**
+   * Permits released after the abandonment bound: the client left mid-route and the route neither
+   * ended its response nor settled in time, so its work may still run.
+   */
+  readonly abandoned: number
+  /** Requests answered 408 because their body had not arrived within the body timeout. */
+  readonly bodyTimeouts: number
   readonly rejections: Readonly<Record<RejectionReason, number>>
   /** rejected / requests since start (0–1). */
   readonly rejectionRate: number

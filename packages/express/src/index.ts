@@ -4,6 +4,7 @@ import {
   type HttpBackpressureOptions,
   type HttpResponse,
   PASS,
+  requestSignal,
 } from '@backpressure/core'
 import type { ErrorRequestHandler, NextFunction, Request, RequestHandler, Response } from 'express'
 
@@ -52,17 +53,13 @@ export function backpressure(options: BackpressureExpressOptions = {}): Backpres
   const http = new HttpBackpressure<Request>(options)
 
   const middleware = (req: Request, res: Response, next: NextFunction): void => {
+    installSignal(req)
     // originalUrl, not url: under `router.use()` the mount path is stripped from url, but the route
     // table, health and metrics paths are written as the client sees them.
     const decision = http.decide(req, req.method, req.originalUrl, res)
     if (decision === PASS) next()
     else if (!(decision instanceof Promise)) write(res, decision)
-    else
-      decision.then((settled) => {
-        if (settled !== PASS) write(res, settled)
-        // A client that left while queued needs no route run for it (core released its permit already).
-        else if (!res.destroyed) next()
-      }, next)
+    else decision.then((settled) => (settled === PASS ? next() : write(res, settled)), next)
   }
 
   const errorHandler: ErrorRequestHandler = (error, _req, res, next) => {
@@ -77,6 +74,36 @@ export function backpressure(options: BackpressureExpressOptions = {}): Backpres
     errorHandler,
     close: () => http.close(),
   })
+}
+
+declare global {
+  namespace Express {
+    interface Request {
+      /**
+       * Aborts when the client leaves (or the deadline it declared passes): pass it to your database
+       * or `fetch`, so work nobody waits for stops and its slot frees at once. Made on first read.
+       */
+      readonly signal: AbortSignal
+    }
+  }
+}
+
+const kSignalInstalled = Symbol.for('backpressure.express.signal')
+
+/**
+ * `req.signal` is a getter on the app's request prototype (where Express defines `req.ip` and the
+ * rest), installed once per app: a request that never reads it pays nothing.
+ */
+function installSignal(req: Request): void {
+  const proto = Object.getPrototypeOf(req) as Record<symbol, unknown>
+  if (proto[kSignalInstalled] === true) return
+  Object.defineProperty(proto, 'signal', {
+    configurable: true,
+    get(this: Request): AbortSignal {
+      return requestSignal(this.res as Response)
+    },
+  })
+  proto[kSignalInstalled] = true
 }
 
 // Node's own writeHead/end rather than res.send(): no ETag or charset rewriting, and the Prometheus

@@ -6,6 +6,7 @@ import {
   type HttpResponse,
   InvalidOptionError,
   PASS,
+  requestSignal,
 } from '@backpressure/core'
 import type {
   FastifyPluginAsync,
@@ -33,10 +34,22 @@ declare module 'fastify' {
     /** The admission controller (stats, events, `submit` for work inside routes). */
     backpressure: BackpressureController
   }
+  interface FastifyRequest {
+    /**
+     * Aborts when the client leaves (or the deadline it declared passes): pass it to your database
+     * or `fetch`, so work nobody waits for stops and its slot frees at once. Made on first read.
+     * (Fastify's own `request.signal` also aborts once a request body has been read, on 5.12.)
+     */
+    readonly clientSignal: AbortSignal
+  }
   interface FastifyContextConfig {
     /** `{ priority }` for this route, or `false` to let it bypass admission entirely. */
     backpressure?: BackpressureRouteConfig | false
   }
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return typeof (value as { then?: unknown } | null)?.then === 'function'
 }
 
 function send(reply: FastifyReply, response: HttpResponse): void {
@@ -93,6 +106,13 @@ const plugin: FastifyPluginAsync<FastifyBackpressureOptions> = async (fastify, o
       throw error
     }
     if (setting === false) return
+    // The handler's promise tells when the route's work ends, for a client that left before it did.
+    const handler = route.handler
+    route.handler = function backpressureHandler(this: unknown, request, reply) {
+      const result: unknown = handler.call(this as never, request, reply)
+      if (isThenable(result)) http.trackWork(reply.raw, result)
+      return result
+    } as typeof handler
     const hook = setting === undefined ? defaultHook : admissionHook(http, setting)
     const own = route.onRequest
     route.onRequest = own === undefined ? [hook] : [hook, ...(Array.isArray(own) ? own : [own])]
@@ -105,8 +125,20 @@ const plugin: FastifyPluginAsync<FastifyBackpressureOptions> = async (fastify, o
   })
 
   fastify.decorate('backpressure', http.controller)
+  fastify.decorateRequest('clientSignal', {
+    getter(this: FastifyRequest): AbortSignal {
+      return requestSignal(this.raw)
+    },
+  })
+  // Admission closes before the server stops listening: queued requests get 503 shutting_down and
+  // readiness turns 503 while in-flight work finishes (onClose runs only after the server drained).
+  let closing: Promise<void> | undefined
+  fastify.addHook('preClose', (done) => {
+    closing = http.close()
+    done()
+  })
   fastify.addHook('onClose', (_instance, closed) => {
-    http.close().then(() => closed(), closed)
+    ;(closing ?? http.close()).then(() => closed(), closed)
   })
 }
 

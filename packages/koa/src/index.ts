@@ -4,6 +4,7 @@ import {
   type HttpBackpressureOptions,
   type HttpResponse,
   PASS,
+  requestSignal,
 } from '@backpressure/core'
 import type { Context, Middleware } from 'koa'
 
@@ -45,15 +46,13 @@ export function backpressure(options: BackpressureKoaOptions = {}): Backpressure
   const http = new HttpBackpressure<Context>(options)
 
   const middleware = async (ctx: Context, next: () => Promise<unknown>): Promise<void> => {
+    installSignal(ctx)
     // originalUrl: a mounted sub-app or router prefix rewrites ctx.path, but the route table, health
-    // and metrics paths are written as the client sees them. The permit is bound to the Node response's
-    // 'close', not to `await next()`, which resolves before a streamed body has been sent.
+    // and metrics paths are written as the client sees them.
     const decided = http.decide(ctx, ctx.method, ctx.originalUrl, ctx.res)
     // Only a queued request pays for an await; the common case stays synchronous.
     const decision = decided instanceof Promise ? await decided : decided
     if (decision !== PASS) return respond(ctx, decision)
-    // A client that left while queued needs no downstream work (core released its permit already).
-    if (ctx.res.destroyed) return
     try {
       await next()
     } catch (error) {
@@ -61,10 +60,39 @@ export function backpressure(options: BackpressureKoaOptions = {}): Backpressure
       // Once the body has started there is nothing left to replace; Koa's own handling takes over.
       if (response === undefined || ctx.headerSent) throw error
       respond(ctx, response)
+    } finally {
+      // The downstream work has ended. The permit stays held while a body streams to a client that is
+      // still there (released when the response finishes); for a client that left, it goes back now.
+      http.routeEnded(ctx.res)
     }
   }
 
   return Object.assign(middleware, { controller: http.controller, close: () => http.close() })
+}
+
+declare module 'koa' {
+  interface ExtendableContext {
+    /**
+     * Aborts when the client leaves (or the deadline it declared passes): pass it to your database
+     * or `fetch`, so work nobody waits for stops and its slot frees at once. Made on first read.
+     */
+    readonly signal: AbortSignal
+  }
+}
+
+const kSignalInstalled = Symbol.for('backpressure.koa.signal')
+
+/** `ctx.signal` is a getter on the app's context prototype, installed once per app. */
+function installSignal(ctx: Context): void {
+  const proto = Object.getPrototypeOf(ctx) as Record<symbol, unknown>
+  if (proto[kSignalInstalled] === true) return
+  Object.defineProperty(proto, 'signal', {
+    configurable: true,
+    get(this: Context): AbortSignal {
+      return requestSignal(this.res)
+    },
+  })
+  proto[kSignalInstalled] = true
 }
 
 function respond(ctx: Context, response: HttpResponse): void {

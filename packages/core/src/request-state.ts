@@ -1,0 +1,289 @@
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { Socket } from 'node:net'
+import type { TimerHandle } from './clock.js'
+import type { AbortSignalLike, BackpressureController, Permit } from './controller.js'
+
+/**
+ * What one HTTP request holds of a controller: its wait, then its permit, for as long as its work runs.
+ *
+ * The permit is bound to the work, not to one event of the response, because each event can lie:
+ * - a response's `close` can come too early: the client left but the route still awaits its database.
+ *   Releasing then would admit more work while the old still runs, and the limit would bound nothing.
+ *   So a client's departure aborts the request's signal and releases the permit only once the route
+ *   has ended (its response ended, or the adapter reports the handler settled), or after a bound for
+ *   routes that never end (counted as abandoned);
+ * - a response's `close` can never come: on Node 20 a response queued behind a pipelined request has
+ *   no socket yet, and when the client hangs up only the socket closes. So those are watched on their
+ *   socket as well;
+ * - a `close` that already happened will not happen again: admission checks that the client is still
+ *   there before it takes a permit.
+ *
+ * While the request waits, the state is also the wait's abort signal (the controller's
+ * AbortSignalLike), which spares every queued request an AbortController. The standard AbortSignal
+ * that routes read (`req.signal`) is made only when a route asks for it.
+ */
+
+export const kState = Symbol.for('backpressure.requestState')
+const kWatched = Symbol('backpressure.watchedStates')
+const kSignal = Symbol('backpressure.signal')
+
+/** What a request state needs of the HTTP layer that made it. */
+export interface StateOwner {
+  readonly controller: BackpressureController
+  /** How long a permit stays held for a route that has not ended after its client left. */
+  abandonAfterMs(): number
+}
+
+type StatefulResponse = ServerResponse & { [kState]?: RequestState }
+type WatchedSocket = Socket & { [kWatched]?: Set<RequestState> | undefined }
+type End = ServerResponse['end']
+
+export class RequestState implements AbortSignalLike {
+  permit: Permit | undefined = undefined
+  /** AbortSignalLike: the wait has ended (settled or aborted); a later abort does nothing. */
+  aborted = false
+  /** The client left: its response closed before finishing, or its connection closed. */
+  gone = false
+  /** The route's work has ended (the adapter said so). */
+  private routeEnded = false
+  /** The permit went back; nothing is held any more. */
+  private done = false
+  /** The handler's promise, where the adapter can see it: settling ends the route. */
+  work: PromiseLike<unknown> | undefined = undefined
+  /** A later layer with another controller (Express router, Koa sub-app): its own state. */
+  next: RequestState | undefined = undefined
+  private listener: { handleEvent(): void } | undefined = undefined
+  private abortController: AbortController | undefined = undefined
+  private abandonTimer: TimerHandle | undefined = undefined
+  private deadlineTimer: TimerHandle | undefined = undefined
+  private socket: WatchedSocket | undefined = undefined
+
+  constructor(
+    readonly owner: StateOwner,
+    readonly res: ServerResponse,
+    /** Clock ms after which the caller will no longer wait (the deadline header), if any. */
+    readonly deadline: number | undefined,
+  ) {}
+
+  addEventListener(_type: 'abort', listener: { handleEvent(): void }): void {
+    this.listener = listener
+  }
+
+  removeEventListener(_type: 'abort', listener: { handleEvent(): void }): void {
+    if (this.listener === listener) this.listener = undefined
+  }
+
+  /** Ends the wait (AbortSignalLike): the controller takes the request out of its queue. */
+  abort(): void {
+    if (this.aborted) return
+    this.aborted = true
+    const listener = this.listener
+    this.listener = undefined
+    listener?.handleEvent()
+  }
+
+  /**
+   * A standard AbortSignal that aborts when the client leaves, or when the deadline the client
+   * declared passes. Made on first use: a route that never reads it pays nothing.
+   */
+  get signal(): AbortSignal {
+    let controller = this.abortController
+    if (controller !== undefined) return controller.signal
+    controller = new AbortController()
+    this.abortController = controller
+    if (this.gone) controller.abort()
+    else if (this.deadline !== undefined && !this.done) {
+      const clock = this.owner.controller.clock
+      const wait = this.deadline - clock.now()
+      if (wait <= 0) controller.abort(deadlineError())
+      else this.deadlineTimer = clock.setTimeout(() => this.passDeadline(), wait)
+    }
+    return controller.signal
+  }
+
+  /** Holds an admitted request's permit; a pipelined response is watched on its socket too. */
+  hold(permit: Permit, socket: Socket | null): void {
+    this.permit = permit
+    const res = this.res as StatefulResponse
+    // A response queued behind a pipelined one has no socket yet and no `close` of its own to come
+    // when the client hangs up; its connection's `close` is certain.
+    if (res.socket === null && socket !== null) this.watch(socket as WatchedSocket)
+  }
+
+  /** The response finished: the work is done. */
+  finish(): void {
+    this.release()
+  }
+
+  /** The client left. A waiting request leaves the queue; a running one keeps its slot until its route ends. */
+  leave(): void {
+    if (this.gone || this.done) return
+    this.gone = true
+    this.abortController?.abort()
+    if (this.permit === undefined) {
+      this.abort()
+      return
+    }
+    if (this.routeEnded || this.res.writableEnded) {
+      this.release()
+      return
+    }
+    if (this.work !== undefined) {
+      const end = (): void => this.endRoute()
+      this.work.then(end, end)
+    }
+    // Rare path (a client left mid-route), so a closure here is fine: the first of the route ending
+    // its response or the bound gives the slot back.
+    ;(this.res as { end: End }).end = endThenRelease
+    this.abandonTimer = this.owner.controller.clock.setTimeout(() => {
+      this.abandonTimer = undefined
+      this.abandon()
+    }, this.owner.abandonAfterMs())
+  }
+
+  /** The adapter's word that the route's handler has settled. */
+  endRoute(): void {
+    this.routeEnded = true
+    if (this.gone) this.release()
+  }
+
+  /** Gives the permit back, once; later calls do nothing. */
+  release(): void {
+    if (this.done) return
+    this.done = true
+    this.clearTimers()
+    const permit = this.permit
+    if (permit !== undefined) permit.release()
+  }
+
+  private abandon(): void {
+    if (this.done) return
+    this.done = true
+    this.clearTimers()
+    this.permit?.abandon()
+  }
+
+  private passDeadline(): void {
+    this.deadlineTimer = undefined
+    this.abortController?.abort(deadlineError())
+  }
+
+  private clearTimers(): void {
+    const clock = this.owner.controller.clock
+    if (this.abandonTimer !== undefined) clock.clearTimeout(this.abandonTimer)
+    if (this.deadlineTimer !== undefined) clock.clearTimeout(this.deadlineTimer)
+    this.abandonTimer = undefined
+    this.deadlineTimer = undefined
+    if (this.socket !== undefined) {
+      this.socket[kWatched]?.delete(this)
+      this.socket = undefined
+    }
+  }
+
+  private watch(socket: WatchedSocket): void {
+    let watched = socket[kWatched]
+    if (watched === undefined) {
+      watched = new Set()
+      socket[kWatched] = watched
+      socket.once('close', onSocketClose)
+    }
+    watched.add(this)
+    this.socket = socket
+  }
+}
+
+/** Every state of a response, outermost layer first. */
+export function statesOf(res: ServerResponse): RequestState | undefined {
+  return (res as StatefulResponse)[kState]
+}
+
+/** Attaches a state to its response (after any a previous layer attached) and listens for its end. */
+export function attachState(state: RequestState): void {
+  const res = state.res as StatefulResponse
+  const first = res[kState]
+  if (first === undefined) {
+    res[kState] = state
+    // On the request too, for frameworks whose request object does not reach the response (Fastify).
+    ;(res.req as IncomingMessage & { [kState]?: RequestState })[kState] = state
+    res.on('close', onResponseClose)
+    return
+  }
+  let last = first
+  while (last.next !== undefined) last = last.next
+  last.next = state
+}
+
+/** Remembers the work a route's handler started (Fastify: its promise), to release when it settles. */
+export function trackWork(res: ServerResponse, work: PromiseLike<unknown>): void {
+  const state = (res as StatefulResponse)[kState]
+  if (state !== undefined) state.work = work
+}
+
+/** True when the request's client is gone already: its response or its connection closed. */
+export function clientGone(res: ServerResponse): boolean {
+  if (res.destroyed) return true
+  const socket = (res.req as IncomingMessage | undefined)?.socket
+  return socket == null || socket.destroyed
+}
+
+/** The `close` listener of every admitted response: one shared function, no closure per request. */
+function onResponseClose(this: StatefulResponse): void {
+  const finished = this.writableFinished
+  for (let state = this[kState]; state !== undefined; state = state.next) {
+    if (finished) state.finish()
+    else state.leave()
+  }
+}
+
+function onSocketClose(this: WatchedSocket): void {
+  const watched = this[kWatched]
+  this[kWatched] = undefined
+  if (watched === undefined) return
+  for (const state of watched) state.leave()
+}
+
+/** Put in place of `res.end` once a client left mid-route: the route ending its response ends the work. */
+function endThenRelease(this: StatefulResponse, ...args: unknown[]): ServerResponse {
+  // The prototype's end again, for anything that calls it later.
+  delete (this as { end?: End }).end
+  try {
+    return (this.end as (...a: unknown[]) => ServerResponse)(...args)
+  } finally {
+    for (let state = this[kState]; state !== undefined; state = state.next) state.release()
+  }
+}
+
+function deadlineError(): DOMException {
+  return new DOMException('The deadline the client declared has passed', 'TimeoutError')
+}
+
+/** A signal for a request that holds no permit (health, skipped routes): aborts when its client leaves. */
+function signalWithoutPermit(target: ServerResponse | IncomingMessage): AbortSignal {
+  const controller = new AbortController()
+  if ('writableFinished' in target) {
+    const res = target
+    if (clientGone(res)) controller.abort()
+    else
+      res.once('close', () => {
+        if (!res.writableFinished) controller.abort()
+      })
+  } else {
+    // Only the request at hand: its connection closing is the one certain sign.
+    const socket = target.socket
+    if (socket == null || socket.destroyed) controller.abort()
+    else socket.once('close', () => controller.abort())
+  }
+  return controller.signal
+}
+
+/**
+ * The AbortSignal of a request (given its response, or its request for frameworks whose request does
+ * not reach the response): its state's, or one made once for a request that holds no permit.
+ */
+export function requestSignal(target: ServerResponse | IncomingMessage): AbortSignal {
+  const holder = target as { [kState]?: RequestState; [kSignal]?: AbortSignal }
+  const state = holder[kState]
+  if (state !== undefined) return state.signal
+  holder[kSignal] ??= signalWithoutPermit(target)
+  return holder[kSignal]
+}
