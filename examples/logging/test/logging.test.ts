@@ -64,7 +64,8 @@ describe('rejections logged to pino at a sampled rate', () => {
     const logging = rejectionLogger(logger, { sampleRate: 0.1, random: everyTenth() })
     const http = new HttpBackpressure({ maxConcurrency: 1, maxQueueDepth: 0, onReject: logging.onReject })
     const permit = http.controller.tryAcquire()
-    const fakeResponse = () => ({ on() {}, destroyed: false, req: { socket: { destroyed: false }, headers: {} } }) as never
+    const fakeResponse = () =>
+      ({ on() {}, destroyed: false, req: { socket: { destroyed: false }, headers: {} } }) as never
     for (let i = 0; i < 20; i++) http.decide({}, 'POST', '/orders?x=1', fakeResponse())
     await new Promise((resolve) => setImmediate(resolve))
     expect(lines).toHaveLength(2)
