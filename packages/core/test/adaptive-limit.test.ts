@@ -84,6 +84,26 @@ describe('adaptive limit against a simulated downstream', () => {
     60_000,
   )
 
+  it.each([
+    [1, 2],
+    [2, 4],
+  ])(
+    'is not wedged by %i request(s) holding a slot for the whole minute (SSE), pool of %i at 2×: goodput ≥ 95%',
+    async (longLived, connections) => {
+      const capacity = (connections * 1000) / 10
+      const { seconds } = await simulate(
+        [{ durationMs: 60_000, ratePerSecond: 2 * capacity, connections }],
+        {},
+        { longLived },
+      )
+      const p = phase(seconds, 2, 60)
+      expect(p.goodput).toBeGreaterThan(0.95)
+      // Every second serves: a probe that waited on the long-lived request would serve nothing for good.
+      for (const second of seconds.slice(1, 60)) expect(second.servedInTime).toBeGreaterThan(0.5 * capacity)
+    },
+    60_000,
+  )
+
   it('at 10× keeps goodput at capacity and sheds the rest', async () => {
     const { seconds } = await simulate([{ durationMs: 8000, ratePerSecond: 10 * C, connections: P }])
     const p = phase(seconds, 2, 8)

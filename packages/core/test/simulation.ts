@@ -34,7 +34,7 @@ export interface SecondReport {
 export async function simulate(
   phases: readonly Phase[],
   options: BackpressureOptions = {},
-  { serviceMs = 10, deadlineMs = 1000, seed = 42 } = {},
+  { serviceMs = 10, deadlineMs = 1000, seed = 42, longLived = 0 } = {},
 ): Promise<{ seconds: SecondReport[]; controller: BackpressureController }> {
   const clock = new ManualClock(0)
   const random = seededRandom(seed)
@@ -107,6 +107,13 @@ export async function simulate(
     else onResult(result)
   }
 
+  // Requests that hold their slot for the whole run without touching the pool (SSE, long polls).
+  const held: Permit[] = []
+  for (let i = 0; i < longLived; i++) {
+    const result = controller.admit(0, undefined)
+    if (result instanceof Permit) held.push(result)
+  }
+
   let elapsed = 0
   for (const phase of phases) {
     connections = phase.connections
@@ -126,6 +133,7 @@ export async function simulate(
     elapsed = end
   }
   clock.advance(2000)
+  for (const permit of held) permit.release()
 
   const seconds = buckets.map((b, second) => {
     const sorted = [...b.latencies].sort((x, y) => x - y)
