@@ -11,6 +11,10 @@ export interface NeutralContext {
   readonly url: string
   /** The controller the adapter uses, for routes that call `controller.submit`. */
   readonly controller: BackpressureController
+  /** The request's AbortSignal in the framework's idiom (`req.signal`, `ctx.signal`, `request.clientSignal`). */
+  readonly signal: AbortSignal
+  /** Reads the request body the way the framework's body parsing does (Fastify: already parsed). */
+  readBody(): Promise<string>
 }
 
 /** A plain body, or a streamed one (each chunk written as it comes). */
@@ -44,8 +48,16 @@ export interface StartedServer {
 export interface AdapterHarness {
   /** `express`, `fastify`, `koa`. */
   readonly name: string
-  /** Starts a server with the adapter given `options` (passed through untouched) and serving `routes`. */
-  start(options: Record<string, unknown>, routes: readonly RouteSpec[]): Promise<StartedServer>
+  /**
+   * Starts a server with the adapter given `options` (passed through untouched) and serving `routes`.
+   * With `asyncStepMs`, an asynchronous middleware or hook of the user's (an auth or session lookup)
+   * runs for that long before the adapter sees each request.
+   */
+  start(
+    options: Record<string, unknown>,
+    routes: readonly RouteSpec[],
+    setup?: { readonly asyncStepMs?: number },
+  ): Promise<StartedServer>
   /**
    * Installs the adapter with `options` as a user would at setup time and returns nothing; must throw
    * synchronously or reject when the options are invalid (the suite checks the message).

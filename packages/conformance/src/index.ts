@@ -58,6 +58,13 @@ export async function serve(
   }
 }
 
+/** Reads a request stream to its end, as a body parser would. */
+export async function readAll(stream: AsyncIterable<unknown>): Promise<string> {
+  let body = ''
+  for await (const chunk of stream) body += String(chunk)
+  return body
+}
+
 /** A promise the test resolves when it chooses: routes await it to hold their permit. */
 export interface Gate {
   readonly promise: Promise<void>
@@ -731,3 +738,5 @@ export function runConformanceSuite(harness: AdapterHarness): void {
     })
   })
 }
+
+export { runPermitSuite } from './permit.js'

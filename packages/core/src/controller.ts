@@ -179,13 +179,18 @@ type Settle = (result: Permit | Rejection) => void
 class Waiter extends QueueEntry implements HeapEntry {
   settle: Settle | undefined = undefined
   heapIndex = -1
+  /**
+   * Kept past the CoDel bound because a less important waiter was shed in its place; from then on
+   * only maxQueueWaitMs (through the deadline heap) and its own deadline bound its wait.
+   */
+  spared = false
 
   constructor(
     priority: number,
     enqueuedAt: number,
     readonly controller: BackpressureController,
     readonly signal: AbortSignalLike | undefined,
-    readonly deadline: number,
+    public deadline: number,
   ) {
     super(priority, enqueuedAt)
   }
@@ -663,7 +668,7 @@ export class BackpressureController {
   private overdueReason(waiter: Waiter, now: number, standing: boolean): RejectionReason | undefined {
     if (waiter.enqueuedAt + this.options.maxQueueWaitMs <= now) return 'queue_timeout'
     if (now >= waiter.deadline) return 'deadline_exceeded'
-    if (waiter.enqueuedAt + this.waitBound(standing) <= now) return 'queue_delay'
+    if (!waiter.spared && waiter.enqueuedAt + this.waitBound(standing) <= now) return 'queue_delay'
     return undefined
   }
 
@@ -718,11 +723,10 @@ export class BackpressureController {
    * and re-armed after each sweep, instead of one timer per waiter.
    */
   private armTimeoutTimer(now: number): void {
-    const oldest = this.queue.oldest
-    if (oldest === undefined) return
+    const oldest = this.oldestUnspared()
     const bound = this.waitBound(this.isStanding(now))
     const due = Math.min(
-      oldest.enqueuedAt + bound,
+      oldest === undefined ? Number.POSITIVE_INFINITY : oldest.enqueuedAt + bound,
       this.deadlines.first?.deadline ?? Number.POSITIVE_INFINITY,
     )
     if (!Number.isFinite(due)) return
@@ -730,6 +734,13 @@ export class BackpressureController {
     if (this.timeoutTimer !== undefined) this.clock.clearTimeout(this.timeoutTimer)
     this.timeoutTimerAt = due
     this.timeoutTimer = this.clock.setTimeout(this.onTimeoutTimer, Math.max(0, due - now))
+  }
+
+  /** The oldest waiter the shared bound still applies to (spared ones are few: each cost a shed). */
+  private oldestUnspared(): Waiter | undefined {
+    let entry = this.queue.oldest
+    while (entry?.spared) entry = entry.arrivalNext as Waiter | undefined
+    return entry
   }
 
   private expireWaiters(): void {
@@ -744,20 +755,45 @@ export class BackpressureController {
       first = this.deadlines.first
     ) {
       this.queue.remove(first)
-      this.settleWaiter(first, this.reject('deadline_exceeded', first.priority, now))
+      this.settleWaiter(
+        first,
+        this.reject(this.overdueReason(first, now, standing) ?? 'deadline_exceeded', first.priority, now),
+      )
     }
-    for (let oldest = this.queue.oldest; oldest !== undefined; oldest = this.queue.oldest) {
-      // The same sum as the timer's due time, so float rounding cannot re-arm a timer that expires nothing.
-      if (oldest.enqueuedAt + bound > now) break
-      const reason = this.overdueReason(oldest, now, standing) ?? 'queue_delay'
-      // A standing queue sheds the least important first: while a lower priority waits, the overdue
-      // waiter stays (its own wait is still bounded by maxQueueWaitMs) and the oldest of the lowest goes.
-      const victim =
-        reason === 'queue_delay' && this.outranksLowest(oldest.priority) ? this.queue.oldestOfLowest! : oldest
-      this.queue.remove(victim)
-      this.settleWaiter(victim, this.reject(reason, victim.priority, now))
+    // Arrival order: the same sum as the timer's due time, so float rounding cannot re-arm a timer that
+    // expires nothing.
+    let entry = this.queue.oldest
+    while (entry !== undefined && entry.enqueuedAt + bound <= now) {
+      if (entry.spared) {
+        entry = entry.arrivalNext as Waiter | undefined
+        continue
+      }
+      const reason = this.overdueReason(entry, now, standing) ?? 'queue_delay'
+      if (reason === 'queue_delay' && this.outranksLowest(entry.priority)) {
+        // A standing queue sheds the least important first: the oldest of the lowest priority goes in
+        // this waiter's place, and this one stays.
+        const victim = this.queue.oldestOfLowest!
+        this.spare(entry)
+        this.queue.remove(victim)
+        this.settleWaiter(victim, this.reject('queue_delay', victim.priority, now))
+        entry = entry.arrivalNext as Waiter | undefined
+        continue
+      }
+      const next = entry.arrivalNext as Waiter | undefined
+      this.queue.remove(entry)
+      this.settleWaiter(entry, this.reject(reason, entry.priority, now))
+      entry = next
     }
     this.armTimeoutTimer(now)
+  }
+
+  private spare(waiter: Waiter): void {
+    waiter.spared = true
+    const cap = waiter.enqueuedAt + this.options.maxQueueWaitMs
+    if (cap >= waiter.deadline) return
+    if (waiter.heapIndex !== -1) this.deadlines.remove(waiter)
+    waiter.deadline = cap
+    this.deadlines.push(waiter)
   }
 
   /** Whether a waiter of this priority outranks the least important one waiting. */

@@ -308,3 +308,37 @@ describe('@backpressure/fastify', () => {
     expect(app.backpressure.stats().requests).toBe(2)
   })
 })
+
+describe('@backpressure/fastify app.close()', () => {
+  it('closes admission before the server drains: queued requests get 503 shutting_down, readiness 503, in-flight work finishes', async () => {
+    // Fastify's default: close idle connections only, so answers in flight still reach their clients.
+    const app = Fastify()
+    apps.push(app)
+    const held = gate()
+    await app.register(backpressure, { maxConcurrency: 1 })
+    app.get('/hold', async () => {
+      await held.promise
+      return 'held'
+    })
+    const url = await listen(app)
+    const inFlight = fetch(`${url}/hold`).then(async (r) => [r.status, await r.text()] as const)
+    await until(app.backpressure, (stats) => stats.inFlight === 1)
+    const queued = Array.from({ length: 3 }, () =>
+      fetch(`${url}/hold`).then(async (r) => [r.status, await r.text()] as const),
+    )
+    await until(app.backpressure, (stats) => stats.queueDepth === 3)
+    const closed = app.close()
+    const answers = await Promise.all(queued)
+    for (const [status, body] of answers) {
+      expect(status).toBe(503)
+      expect(JSON.parse(body).reason).toBe('shutting_down')
+    }
+    expect(app.backpressure.isClosed).toBe(true)
+    held.open()
+    expect(await inFlight).toEqual([200, 'held'])
+    // fetch keeps its connections alive; nothing is left to answer on them.
+    app.server.closeAllConnections()
+    await closed
+    apps.splice(apps.indexOf(app), 1)
+  })
+})

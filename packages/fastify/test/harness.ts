@@ -12,8 +12,12 @@ function routeConfig(route: RouteSpec): FastifyContextConfig {
 /** The conformance suite's view of the plugin: installed the way Fastify users install it. */
 export const fastifyHarness: AdapterHarness = {
   name: 'fastify',
-  async start(options, routes) {
+  async start(options, routes, setup) {
     const app = Fastify({ forceCloseConnections: true })
+    const stepMs = setup?.asyncStepMs
+    // App-level onRequest hooks run before the plugin's route-level one.
+    if (stepMs !== undefined)
+      app.addHook('onRequest', (_request, _reply, done) => void setTimeout(done, stepMs))
     await app.register(backpressure, options as FastifyBackpressureOptions)
     for (const route of routes) {
       app.route({
@@ -21,7 +25,12 @@ export const fastifyHarness: AdapterHarness = {
         url: route.path,
         config: routeConfig(route),
         async handler(request, reply) {
-          const result = await route.handler({ url: request.url, controller: app.backpressure })
+          const result = await route.handler({
+            url: request.url,
+            controller: app.backpressure,
+            signal: request.clientSignal,
+            readBody: async () => String(request.body ?? ''),
+          })
           reply.code(result.status ?? 200)
           return 'stream' in result ? reply.send(Readable.from(result.stream)) : reply.send(result.body)
         },

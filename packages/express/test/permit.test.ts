@@ -1,0 +1,4 @@
+import { runPermitSuite } from '@backpressure/conformance'
+import { harness } from './harness.js'
+
+runPermitSuite(harness)

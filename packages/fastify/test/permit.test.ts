@@ -1,0 +1,4 @@
+import { runPermitSuite } from '@backpressure/conformance'
+import { fastifyHarness } from './harness.js'
+
+runPermitSuite(fastifyHarness)
