@@ -731,3 +731,4 @@ export function runConformanceSuite(harness: AdapterHarness): void {
     })
   })
 }
+export { type RouteMatchingHarness, type RouterRoute, runRouteMatchingSuite } from './route-matching.js'
