@@ -740,3 +740,4 @@ export function runConformanceSuite(harness: AdapterHarness): void {
 }
 
 export { runPermitSuite } from './permit.js'
+export { type RouteMatchingHarness, type RouterRoute, runRouteMatchingSuite } from './route-matching.js'

@@ -313,7 +313,7 @@ export class HttpBackpressure<Req> {
     if (routePriority !== undefined) {
       priority = routePriority
     } else {
-      const rule = this.routes === undefined ? undefined : matchRoute(this.routes, method, path)
+      const rule = this.routes === undefined ? undefined : matchRoute(this.routes, method, url)
       if (rule?.backpressure === false) return PASS
       priority = rule?.priority ?? (this.priorityFn === undefined ? this.fixedPriority : this.priorityOf(req))
     }
