@@ -3,7 +3,7 @@ import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { describe, expect, it } from 'vitest'
 import { sleep } from '../src/clock.js'
-import { type Clock, createFetch, retry, systemClock } from '../src/index.js'
+import { type Clock, createFetch, RetryError, retry, systemClock } from '../src/index.js'
 import { ManualClock, rejection, settle } from './helpers.js'
 
 // Node fires a timer longer than 2^31 − 1 ms after 1 ms, with a TimeoutOverflowWarning; a wait that
@@ -88,6 +88,16 @@ describe('long waits on the injected clock', () => {
     )
     expect(clock.pendingTimers).toBe(0)
     expect(Math.max(...delays)).toBeLessThanOrEqual(MAX_TIMER_MS)
+  })
+
+  it('reads a Retry-After too long for a number as 2^31 seconds, not Infinity', async () => {
+    const clock = new ManualClock()
+    const fn = () => {
+      throw overloaded('9'.repeat(400))
+    }
+    const error = (await rejection(clock, retry(fn, { clock }))) as RetryError
+    expect(error).toBeInstanceOf(RetryError)
+    expect(error).toMatchObject({ reason: 'retry_after_too_long', retryAfterMs: 2 ** 31 * 1000 })
   })
 })
 
