@@ -4,6 +4,7 @@ const DELAY_SECONDS = /^\d+$/
 const IMF_FIXDATE = /^[A-Z][a-z]{2}, \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} GMT$/
 const RFC_850 = /^[A-Z][a-z]+, \d{2}-[A-Z][a-z]{2}-\d{2} \d{2}:\d{2}:\d{2} GMT$/
 const ASCTIME = /^[A-Z][a-z]{2} [A-Z][a-z]{2} [ \d]\d \d{2}:\d{2}:\d{2} \d{4}$/
+const MAX_DELAY_SECONDS = 2 ** 31
 
 /**
  * Parses an HTTP-date in any of the three forms RFC 9110 allows, as milliseconds since the epoch, or
@@ -51,7 +52,9 @@ export function parseRetryAfter(
 ): number | undefined {
   if (value === null || value === undefined) return undefined
   const text = value.trim()
-  if (DELAY_SECONDS.test(text)) return Number(text) * 1000
+  // RFC 9111 §1.2.2's rule for delta-seconds too large to represent: read them as 2^31 seconds (68
+  // years). Number() would give Infinity past 309 digits, and Infinity must not reach a timer.
+  if (DELAY_SECONDS.test(text)) return Math.min(Number(text), MAX_DELAY_SECONDS) * 1000
   const at = parseHttpDate(text, now)
   if (at === undefined) return undefined
   const sent =

@@ -8,7 +8,7 @@ import {
   isResponseLike,
   type ResponseLike,
 } from './classify.js'
-import { type Clock, type RandomSource, sleep, systemClock, type TimerHandle } from './clock.js'
+import { type Clock, callAt, type RandomSource, sleep, systemClock } from './clock.js'
 import { type GiveUpReason, InvalidOptionError, RetryError, ThrottledError } from './errors.js'
 import { parseRetryAfter } from './retry-after.js'
 import type { AdaptiveThrottle } from './throttle.js'
@@ -203,17 +203,17 @@ export async function execute<T>(
   const { clock, budget, throttle } = policy
   let timedOut = false
   let deadline: number | undefined
-  let deadlineTimer: TimerHandle | undefined
+  let cancelDeadline: (() => void) | undefined
   let deadlineController: AbortController | undefined
   if (policy.timeoutMs !== undefined) {
     const timeoutMs = policy.timeoutMs
     const controller = new AbortController()
     deadlineController = controller
     deadline = clock.now() + timeoutMs
-    deadlineTimer = clock.setTimeout(() => {
+    cancelDeadline = callAt(clock, deadline, () => {
       timedOut = true
       controller.abort(new DOMException(`The call did not complete within ${timeoutMs} ms`, 'TimeoutError'))
-    }, timeoutMs)
+    })
   }
   // Attempts get the caller's own signal whenever possible: as with fetch, aborting it after the call
   // returned must still cancel the response body the caller is reading.
@@ -299,7 +299,7 @@ export async function execute<T>(
       totalDelayMs += clock.now() - waitStart
     }
   } finally {
-    if (deadlineTimer !== undefined) clock.clearTimeout(deadlineTimer)
+    cancelDeadline?.()
   }
 }
 

@@ -41,7 +41,7 @@ export class SlidingWindow {
     if (index > this.current) {
       const stale = Math.min(index - this.current, BUCKETS)
       for (let step = 1; step <= stale; step++) {
-        const slot = (index - stale + step) % BUCKETS
+        const slot = slotOf(index - stale + step)
         for (let lane = 0; lane < this.lanes.length; lane++) {
           const counts = this.lanes[lane]!
           this.totals[lane] = this.totals[lane]! - counts[slot]!
@@ -50,6 +50,13 @@ export class SlidingWindow {
       }
       this.current = index
     }
-    return ((this.current % BUCKETS) + BUCKETS) % BUCKETS
+    return slotOf(this.current)
   }
+}
+
+// `%` keeps the sign of its left operand: a clock that reads fewer than ten buckets (a test clock at 0,
+// an infinite window whose index stays 0) or a negative time would give slots −9…−1, which a typed array
+// reads as undefined, and every total would turn NaN.
+function slotOf(index: number): number {
+  return ((index % BUCKETS) + BUCKETS) % BUCKETS
 }

@@ -131,6 +131,16 @@ describe('option validation', () => {
     ['k', 0.5, 'Expected `k` to be a number from 1 and up, got `0.5` (number)'],
     ['windowMs', -1, 'Expected `windowMs` to be a number above 0, got `-1` (number)'],
     ['minRequests', -1, 'Expected `minRequests` to be a number from 0 and up, got `-1` (number)'],
+    [
+      'maxRejectionProbability',
+      1.5,
+      'Expected `maxRejectionProbability` to be a number from 0 to 1, got `1.5` (number)',
+    ],
+    [
+      'maxRejectionProbability',
+      Number.NaN,
+      'Expected `maxRejectionProbability` to be a number from 0 to 1, got `NaN` (number)',
+    ],
     ['random', 'seed', 'Expected `random` to be a function, got `"seed"` (string)'],
     [
       'clock',
@@ -157,7 +167,8 @@ describe('option validation', () => {
       }),
     ).not.toThrow()
     expect(() => new RetryBudget({ ratio: 0, minRetriesPerSecond: 0 })).not.toThrow()
-    expect(() => new AdaptiveThrottle({ k: 1 })).not.toThrow()
+    expect(() => new AdaptiveThrottle({ k: 1, maxRejectionProbability: 0 })).not.toThrow()
+    expect(() => new AdaptiveThrottle({ maxRejectionProbability: 1 })).not.toThrow()
   })
 
   it('never mutates the caller’s options', () => {

@@ -10,6 +10,14 @@ describe('parseRetryAfter', () => {
     expect(parseRetryAfter(' 120 ', now)).toBe(120_000)
   })
 
+  // RFC 9111 §1.2.2: a delta-seconds value too large to represent is read as 2^31 seconds. Past 309
+  // digits Number() gives Infinity, which must not reach a timer or a comparison.
+  it('reads delay-seconds beyond 2^31 as 2^31 seconds, never Infinity', () => {
+    expect(parseRetryAfter('2147483647', now)).toBe(2_147_483_647_000)
+    expect(parseRetryAfter('2147483649', now)).toBe(2 ** 31 * 1000)
+    expect(parseRetryAfter('9'.repeat(400), now)).toBe(2 ** 31 * 1000)
+  })
+
   it('reads an IMF-fixdate relative to now, and a past date as zero', () => {
     expect(parseRetryAfter('Sun, 06 Nov 1994 08:49:47 GMT', now)).toBe(10_000)
     expect(parseRetryAfter('Sun, 06 Nov 1994 08:49:00 GMT', now)).toBe(0)
