@@ -1,4 +1,5 @@
 import type { ServerResponse } from 'node:http'
+import { sfInteger } from './bounds.js'
 import type { BackpressureController } from './controller.js'
 import { InvalidOptionError } from './errors.js'
 import {
@@ -66,8 +67,17 @@ export function setRateLimitHeaders(
   res.setHeader('RateLimit-Policy', rateLimit.policy)
   res.setHeader(
     'RateLimit',
-    `${rateLimit.quotedName};r=${result.remaining};t=${Math.ceil(result.resetMs / 1000)}`,
+    rateLimitValue(rateLimit.quotedName, result.remaining, Math.ceil(result.resetMs / 1000)),
   )
+}
+
+/**
+ * The `RateLimit` value: `r` and `t` as Structured Field integers (non-negative, at most 15 digits,
+ * RFC 9651), whatever a store answered — a fraction, a negative, NaN or 1e+22 would make the whole
+ * field invalid. `seconds` is already rounded up by the caller.
+ */
+export function rateLimitValue(quotedName: string, remaining: number, seconds: number): string {
+  return `${quotedName};r=${sfInteger(remaining)};t=${sfInteger(seconds)}`
 }
 
 // A Structured Field string (RFC 9651 §3.3.3) holds printable ASCII; `"` and `\\` would need escaping,
@@ -122,7 +132,7 @@ export function resolveRateLimit<Req>(
     fixedCost,
     costFn,
     quotedName,
-    policy: `${quotedName};q=${limiter.policy.capacity};w=${limiter.windowSeconds}`,
+    policy: `${quotedName};q=${sfInteger(limiter.policy.capacity)};w=${limiter.windowSeconds}`,
     headers: booleanOption('rateLimit.headers', option.headers, true),
   })
 }

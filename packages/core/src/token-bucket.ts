@@ -1,3 +1,4 @@
+import { clamp, MAX_SF_INTEGER, retryAfterSeconds } from './bounds.js'
 import { type Clock, systemClock } from './clock.js'
 import { InvalidOptionError } from './errors.js'
 import { assertObject, integerOption } from './validate.js'
@@ -196,13 +197,19 @@ export class TokenBucketLimiter<R extends TokenBucketAnswer = TokenBucketResult>
     return this.store.take(key, cost, this.clock.now(), this.policy)
   }
 
-  /** The window a full bucket refills over, in whole seconds (≥ 1): the `w` of `RateLimit-Policy`. */
+  /**
+   * The window a full bucket refills over, in whole seconds: the `w` of `RateLimit-Policy`, so from 1
+   * to the largest Structured Field integer (15 digits) however slow the refill.
+   */
   get windowSeconds(): number {
-    return Math.max(1, Math.ceil(this.policy.capacity / this.policy.refillPerSecond))
+    return clamp(Math.ceil(this.policy.capacity / this.policy.refillPerSecond), 1, MAX_SF_INTEGER)
   }
 }
 
-/** Whole seconds to wait for `ms`, rounded up so never earlier, at least 1: a valid `Retry-After`. */
+/**
+ * Whole seconds to wait for `ms`, rounded up so never earlier, from 1 to a day: a valid `Retry-After`
+ * (a bucket whose next token is further away says so again when the client comes back).
+ */
 export function wholeSecondsAfter(ms: number): number {
-  return Math.max(1, Math.ceil(ms / 1000))
+  return retryAfterSeconds(ms / 1000)
 }

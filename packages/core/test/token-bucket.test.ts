@@ -8,6 +8,7 @@ import {
   type TokenBucketResult,
   type TokenBucketStore,
 } from '../src/index.js'
+import { wholeSecondsAfter } from '../src/token-bucket.js'
 
 function make(options: { capacity: number; refillPerSecond: number; maxKeys?: number }) {
   const clock = new ManualClock(1000)
@@ -111,6 +112,21 @@ describe('TokenBucketLimiter', () => {
     expect(make({ capacity: 100, refillPerSecond: 10 }).limiter.windowSeconds).toBe(10)
     expect(make({ capacity: 10, refillPerSecond: 3 }).limiter.windowSeconds).toBe(4)
     expect(make({ capacity: 1, refillPerSecond: 50 }).limiter.windowSeconds).toBe(1)
+  })
+
+  it('keeps the window a Structured Field integer however slow the refill', () => {
+    expect(make({ capacity: 10, refillPerSecond: 1e-21 }).limiter.windowSeconds).toBe(999_999_999_999_999)
+  })
+})
+
+describe('wholeSecondsAfter', () => {
+  it('is a valid Retry-After for any wait: whole seconds rounded up, from 1 to a day', () => {
+    expect(wholeSecondsAfter(1500)).toBe(2)
+    expect(wholeSecondsAfter(0)).toBe(1)
+    expect(wholeSecondsAfter(-20)).toBe(1)
+    expect(wholeSecondsAfter(1e25)).toBe(86_400)
+    expect(wholeSecondsAfter(Number.POSITIVE_INFINITY)).toBe(86_400)
+    expect(wholeSecondsAfter(Number.NaN)).toBe(1)
   })
 })
 
