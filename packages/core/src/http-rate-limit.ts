@@ -32,7 +32,7 @@ export interface RateLimitOptions<Req> {
   readonly refillPerSecond: number
   /** Tokens a request spends: a number, or a function of the request (0 to `capacity`). @default 1 */
   readonly cost?: number | ((req: Req) => number)
-  /** The most keys the in-memory store holds; the least recently used go first. Not allowed with `store`. @default 10000 */
+  /** The most keys the in-memory store holds (when full, buckets that are full again go first, limited ones last). Not allowed with `store`. @default 10000 */
   readonly maxKeys?: number
   /** Where buckets live; may answer asynchronously (a store shared by a fleet). @default a bounded in-memory store */
   readonly store?: TokenBucketStore

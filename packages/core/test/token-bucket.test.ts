@@ -155,6 +155,50 @@ describe('MemoryTokenBucketStore', () => {
     expect(store.has('client-0')).toBe(false)
   })
 
+  it('keeps a limited key limited through a flood of 200,000 fresh keys, until its refill time', () => {
+    const { clock, limiter, take } = make({ capacity: 5, refillPerSecond: 1, maxKeys: 10_000 })
+    for (let i = 0; i < 5; i++) take('cycler')
+    const refused = take('cycler')
+    expect(refused.allowed).toBe(false)
+    expect(refused.retryAfterMs).toBe(1000)
+    // 200,000 other keys within 800 ms: none of their buckets is full again, so all carry state.
+    let allowed = 0
+    for (let i = 0; i < 200_000; i++) {
+      if (i % 250 === 0) clock.advance(1)
+      if (take(`fresh-${i}`).allowed) allowed++
+    }
+    expect(allowed).toBe(200_000) // new clients are still served
+    expect((limiter.store as MemoryTokenBucketStore).size).toBe(10_000)
+    expect(take('cycler').allowed).toBe(false)
+    clock.advance(1000 - 800 - 1)
+    expect(take('cycler').allowed).toBe(false)
+    clock.advance(1)
+    expect(take('cycler')).toMatchObject({ allowed: true, remaining: 0 })
+  })
+
+  it('drops a bucket that is full again before one that still carries state', () => {
+    const store = new MemoryTokenBucketStore({ maxKeys: 2 })
+    const one = { capacity: 1, refillPerSecond: 1 }
+    store.take('a', 1, 0, one)
+    expect(store.take('a', 1, 0, one).allowed).toBe(false) // limited; full again at 1000
+    store.take('b', 1, 1500, one) // let through; full again at 2500
+    store.take('c', 1, 1600, one) // a is the older, but full: it goes, losing nothing
+    expect(store.has('a')).toBe(false)
+    expect(store.take('b', 1, 1600, one).allowed).toBe(false)
+  })
+
+  it('still tracks new clients when every bucket is limited, dropping the least recently limited', () => {
+    const store = new MemoryTokenBucketStore({ maxKeys: 3 })
+    const one = { capacity: 1, refillPerSecond: 0.001 }
+    for (const key of ['a', 'b', 'c']) {
+      store.take(key, 1, 0, one)
+      store.take(key, 1, 0, one)
+    }
+    store.take('a', 1, 1, one) // refused again: now the most recently limited
+    expect(store.take('d', 1, 2, one).allowed).toBe(true)
+    expect(['a', 'b', 'c', 'd'].filter((key) => store.has(key))).toEqual(['a', 'c', 'd'])
+  })
+
   it('never mints tokens when the clock steps backwards', () => {
     const store = new MemoryTokenBucketStore()
     store.take('k', 2, 10_000, policy)
