@@ -36,6 +36,15 @@ export interface RateLimitOptions<Req> {
   readonly maxKeys?: number
   /** Where buckets live; may answer asynchronously (a store shared by a fleet). @default a bounded in-memory store */
   readonly store?: TokenBucketStore
+  /**
+   * The longest an asynchronous store may take to answer, in ms; requests wait for it before
+   * admission. Past it the request is answered by the store's `onError` policy: let through (the
+   * default, `'allow'`), or failed through the framework's error handling (`'reject'`, the default of
+   * `@backpressure/redis`). @default 250
+   */
+  readonly timeoutMs?: number
+  /** The most requests waiting on an asynchronous store at once; beyond it the store's `onError` policy answers at once. @default 1000 */
+  readonly maxPending?: number
   /** The policy's name in the `RateLimit-Policy` and `RateLimit` headers. @default 'default' */
   readonly policyName?: string
   /**
@@ -99,6 +108,8 @@ export function resolveRateLimit<Req>(
       refillPerSecond: option.refillPerSecond,
       ...(option.maxKeys === undefined ? {} : { maxKeys: option.maxKeys }),
       ...(option.store === undefined ? {} : { store: option.store }),
+      ...(option.timeoutMs === undefined ? {} : { timeoutMs: option.timeoutMs }),
+      ...(option.maxPending === undefined ? {} : { maxPending: option.maxPending }),
       clock: controller.clock,
     },
     'rateLimit.',

@@ -1,7 +1,8 @@
-import { clamp, MAX_SF_INTEGER, retryAfterSeconds } from './bounds.js'
+import { clamp, MAX_SF_INTEGER, MAX_TIMER_MS, retryAfterSeconds } from './bounds.js'
 import { type Clock, systemClock } from './clock.js'
 import { InvalidOptionError } from './errors.js'
-import { assertObject, integerOption } from './validate.js'
+import { PendingTakes } from './pending-takes.js'
+import { assertObject, integerOption, numberOption } from './validate.js'
 
 /** What a bucket holds and how fast it refills; a store receives it with every `take`. */
 export interface TokenBucketPolicy {
@@ -37,6 +38,14 @@ export interface TokenBucketStore<
   R extends TokenBucketResult | Promise<TokenBucketResult> = TokenBucketResult | Promise<TokenBucketResult>,
 > {
   take(key: string, cost: number, now: number, policy: TokenBucketPolicy): R
+  /**
+   * What the limiter answers for an asynchronous store that did not answer within `timeoutMs`, or was
+   * not asked because `maxPending` calls were waiting already: `'reject'` fails the take (the HTTP
+   * layer then fails the request through the framework's error handling), `'allow'` answers as a full
+   * bucket would. `@backpressure/redis` sets it from its own `onError`, so a timeout follows the same
+   * policy as a Redis error. @default 'allow'
+   */
+  readonly onError?: 'reject' | 'allow'
 }
 
 /** What a store's `take` returns: a result, or a promise of one for an asynchronous store. */
@@ -196,13 +205,24 @@ export interface TokenBucketOptions<R extends TokenBucketAnswer = TokenBucketRes
   readonly maxKeys?: number
   /** Where buckets live. @default a MemoryTokenBucketStore bounded by `maxKeys` */
   readonly store?: TokenBucketStore<R>
+  /**
+   * The longest an asynchronous store may take to answer, in ms; past it the take is answered by the
+   * store's `onError` policy (`'allow'` unless the store says `'reject'`). @default 250
+   */
+  readonly timeoutMs?: number
+  /**
+   * The most calls to an asynchronous store waiting at once; beyond it the store is not called and the
+   * take is answered by the store's `onError` policy at once. @default 1000
+   */
+  readonly maxPending?: number
   /** Time source; tests pass a ManualClock. @default the monotonic system clock */
   readonly clock?: Clock
 }
 
 /**
  * Per-key token buckets: each key may spend `capacity` tokens at once and gets `refillPerSecond` back.
- * Refill is computed when a key is seen (no timers), and the memory store is bounded in keys.
+ * Refill is computed when a key is seen (no timers), and the memory store is bounded in keys. Calls to
+ * an asynchronous store are bounded in time (`timeoutMs`) and in number (`maxPending`).
  *
  * @example
  * const limiter = new TokenBucketLimiter({ capacity: 20, refillPerSecond: 5 })
@@ -213,6 +233,7 @@ export class TokenBucketLimiter<R extends TokenBucketAnswer = TokenBucketResult>
   readonly policy: TokenBucketPolicy
   readonly store: TokenBucketStore<R>
   readonly clock: Clock
+  private readonly pending: PendingTakes
 
   /** `prefix` names the options in error messages where they are nested (`'rateLimit.'`). */
   constructor(options: TokenBucketOptions<R>, prefix = '') {
@@ -257,7 +278,22 @@ export class TokenBucketLimiter<R extends TokenBucketAnswer = TokenBucketResult>
     if (typeof clock !== 'object' || clock === null || typeof clock.now !== 'function') {
       throw new InvalidOptionError('clock', 'a Clock (an object with now())', clock)
     }
+    // Only an asynchronous store needs timers (for its deadlines).
+    if (options.store !== undefined && typeof clock.setTimeout !== 'function') {
+      throw new InvalidOptionError('clock', 'a Clock (an object with now() and setTimeout())', clock)
+    }
     this.clock = clock
+    const onError = (this.store as TokenBucketStore).onError
+    if (onError !== undefined && onError !== 'reject' && onError !== 'allow') {
+      throw new InvalidOptionError(`${prefix}store.onError`, "'reject', 'allow' or unset", onError)
+    }
+    this.pending = new PendingTakes(
+      numberOption(`${prefix}timeoutMs`, options.timeoutMs, 250, 0, MAX_TIMER_MS, true),
+      integerOption(`${prefix}maxPending`, options.maxPending, 1000, 1),
+      onError !== 'reject',
+      this.policy,
+      clock,
+    )
   }
 
   /**
@@ -268,7 +304,11 @@ export class TokenBucketLimiter<R extends TokenBucketAnswer = TokenBucketResult>
     if (typeof cost !== 'number' || !(cost >= 0 && cost <= this.policy.capacity)) {
       throw new InvalidOptionError('cost', `a number from 0 to capacity (${this.policy.capacity})`, cost)
     }
-    return this.store.take(key, cost, this.clock.now(), this.policy)
+    // Only calls to an asynchronous store are ever pending, so a synchronous one never gets here.
+    if (this.pending.full) return this.pending.refuse(cost) as R
+    const answer = this.store.take(key, cost, this.clock.now(), this.policy)
+    if (typeof (answer as { then?: unknown }).then !== 'function') return answer
+    return this.pending.watch(answer as PromiseLike<TokenBucketResult>, cost) as R
   }
 
   /**

@@ -223,6 +223,27 @@ describe('rate limiting over HTTP', () => {
     expect(http.controller.stats().rejections.rate_limited).toBe(1)
   })
 
+  it('lets a request through when the store does not answer within rateLimit.timeoutMs', async () => {
+    const clock = new ManualClock(0)
+    let calls = 0
+    const store: TokenBucketStore = {
+      take: () => {
+        calls++
+        return new Promise(() => {})
+      },
+    }
+    const { url } = await start({
+      clock,
+      rateLimit: { key: () => 'k', capacity: 2, refillPerSecond: 1, store, timeoutMs: 100 },
+    })
+    const response = fetch(url)
+    while (calls === 0) await new Promise((resolve) => setImmediate(resolve))
+    clock.advance(100)
+    const ok = await response
+    expect(ok.status).toBe(200)
+    expect(parseItem(ok.headers.get('ratelimit')).params).toEqual({ r: 1, t: 1 })
+  })
+
   it('validates its options with the one message shape', () => {
     const cases: [unknown, string][] = [
       [
@@ -248,6 +269,14 @@ describe('rate limiting over HTTP', () => {
       [
         { key: () => 'k', capacity: 1, refillPerSecond: 1, policyName: 'a"b' },
         'Expected `rateLimit.policyName` to be a non-empty string of printable ASCII',
+      ],
+      [
+        { key: () => 'k', capacity: 1, refillPerSecond: 1, timeoutMs: -1 },
+        'Expected `rateLimit.timeoutMs` to be a number above 0 to 2147483647, got `-1` (number)',
+      ],
+      [
+        { key: () => 'k', capacity: 1, refillPerSecond: 1, maxPending: 1.5 },
+        'Expected `rateLimit.maxPending` to be an integer from 1 and up, got `1.5` (number)',
       ],
       [
         { key: () => 'k', capacity: 1, refillPerSecond: 1, headers: 'yes' },

@@ -130,6 +130,103 @@ describe('wholeSecondsAfter', () => {
   })
 })
 
+describe('an asynchronous store that does not answer', () => {
+  /** A store whose answers come only when the test says so (or never). */
+  function pendingStore(onError?: 'reject' | 'allow') {
+    const calls: { resolve: (result: TokenBucketResult) => void; reject: (error: unknown) => void }[] = []
+    const store: TokenBucketStore = {
+      ...(onError === undefined ? {} : { onError }),
+      take: () => new Promise<TokenBucketResult>((resolve, reject) => calls.push({ resolve, reject })),
+    }
+    return { store, calls }
+  }
+
+  function settle<T>(promise: Promise<T>) {
+    const box: { value?: T; error?: unknown } = {}
+    promise.then(
+      (value) => (box.value = value),
+      (error: unknown) => (box.error = error),
+    )
+    return box
+  }
+
+  const flushed = () => new Promise((resolve) => setImmediate(resolve))
+
+  it('answers as a full bucket would once timeoutMs passes (the default policy: allow)', async () => {
+    const clock = new ManualClock(0)
+    const { store } = pendingStore()
+    const limiter = new TokenBucketLimiter({ capacity: 3, refillPerSecond: 2, store, clock, timeoutMs: 100 })
+    const taken = settle(limiter.take('k') as Promise<TokenBucketResult>)
+    clock.advance(99)
+    await flushed()
+    expect(taken).toEqual({})
+    clock.advance(1)
+    await flushed()
+    expect(taken.value).toEqual({ allowed: true, remaining: 2, retryAfterMs: 0, resetMs: 500 })
+  })
+
+  it("fails the take after timeoutMs when the store's onError is 'reject'", async () => {
+    const clock = new ManualClock(0)
+    const { store } = pendingStore('reject')
+    const limiter = new TokenBucketLimiter({ capacity: 3, refillPerSecond: 2, store, clock })
+    const taken = settle(limiter.take('k') as Promise<TokenBucketResult>)
+    clock.advance(250) // the default timeout
+    await flushed()
+    expect(String(taken.error)).toMatch(/store did not answer within 250 ms/)
+  })
+
+  it('bounds the store calls pending at once: beyond maxPending the store is not called', async () => {
+    const clock = new ManualClock(0)
+    for (const onError of ['allow', 'reject'] as const) {
+      const { store, calls } = pendingStore(onError)
+      const limiter = new TokenBucketLimiter({ capacity: 3, refillPerSecond: 2, store, clock, maxPending: 2 })
+      limiter.take('a')
+      limiter.take('b')
+      const third = settle(limiter.take('c') as Promise<TokenBucketResult>)
+      await flushed()
+      expect(calls).toHaveLength(2)
+      if (onError === 'allow') expect(third.value).toMatchObject({ allowed: true, remaining: 2 })
+      else expect(String(third.error)).toMatch(/2 rate-limit store calls are pending already/)
+      // An answer frees its place.
+      calls[0]!.resolve({ allowed: false, remaining: 0, retryAfterMs: 10, resetMs: 10 })
+      await flushed()
+      limiter.take('d')
+      expect(calls).toHaveLength(3)
+    }
+  })
+
+  it('passes answers in time through untouched, ignores late ones, and keeps one timer for all calls', async () => {
+    const clock = new ManualClock(0)
+    const { store, calls } = pendingStore()
+    const limiter = new TokenBucketLimiter({ capacity: 3, refillPerSecond: 2, store, clock, timeoutMs: 100 })
+    const taken = []
+    for (let i = 0; i < 50; i++) {
+      taken.push(settle(limiter.take(`k${i}`) as Promise<TokenBucketResult>))
+      clock.advance(1)
+    }
+    expect(clock.pendingTimers).toBe(1)
+    const refused = { allowed: false, remaining: 0, retryAfterMs: 400, resetMs: 1400 }
+    calls[0]!.resolve(refused)
+    await flushed()
+    clock.advance(60) // t = 110: calls 0-10 are due; 0 was answered in time
+    await flushed()
+    expect(taken[0]!.value).toBe(refused)
+    expect(taken.filter((t) => t.value?.allowed === true)).toHaveLength(10)
+    expect(clock.pendingTimers).toBe(1)
+    // A late answer, or a late failure, changes nothing and is never an unhandled rejection.
+    calls[1]!.resolve(refused)
+    calls[2]!.reject(new Error('late'))
+    await flushed()
+    expect(taken[1]!.value?.allowed).toBe(true)
+    for (const call of calls.slice(11)) call.resolve(refused)
+    await flushed()
+    expect(taken.every((t) => t.value !== undefined)).toBe(true)
+    // Nothing pending: the timer fires once more, finds nothing, and is not re-armed.
+    clock.advance(100)
+    expect(clock.pendingTimers).toBe(0)
+  })
+})
+
 describe('MemoryTokenBucketStore', () => {
   const policy = { capacity: 2, refillPerSecond: 1 }
 
@@ -242,6 +339,22 @@ describe('token bucket options', () => {
     [
       { capacity: 1, refillPerSecond: 1, maxKeys: 5, store: new MemoryTokenBucketStore() },
       'Expected `maxKeys` to be unset when `store` is given (bound the store itself), got `5` (number)',
+    ],
+    [
+      { capacity: 1, refillPerSecond: 1, timeoutMs: 0 },
+      'Expected `timeoutMs` to be a number above 0 to 2147483647, got `0` (number)',
+    ],
+    [
+      { capacity: 1, refillPerSecond: 1, timeoutMs: Number.NaN },
+      'Expected `timeoutMs` to be a number above 0 to 2147483647, got `NaN` (number)',
+    ],
+    [
+      { capacity: 1, refillPerSecond: 1, maxPending: 0 },
+      'Expected `maxPending` to be an integer from 1 and up, got `0` (number)',
+    ],
+    [
+      { capacity: 1, refillPerSecond: 1, store: { take: () => Promise.reject(), onError: 'ignore' } },
+      "Expected `store.onError` to be 'reject', 'allow' or unset, got `\"ignore\"` (string)",
     ],
     [
       { capacity: 1, refillPerSecond: 1, store: {} },
