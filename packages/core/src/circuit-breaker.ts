@@ -1,3 +1,4 @@
+import { retryAfterSeconds } from './bounds.js'
 import { type Clock, type RandomSource, systemClock } from './clock.js'
 import { createBackpressureError, InvalidOptionError } from './errors.js'
 import { assertObject, functionOption, integerOption, numberOption } from './validate.js'
@@ -191,9 +192,10 @@ export class CircuitBreaker {
 
   private jittered(now: number): number {
     const remaining = this.current === 'open' ? this.openUntil - now : 0
-    const base = Math.max(1, Math.ceil(remaining / 1000))
+    const base = retryAfterSeconds(remaining / 1000)
     const spread = Math.max(1, Math.floor(base / 2))
-    return base + Math.floor(this.random() * (spread + 1))
+    // Kept a valid header (at most a day) even for a cool-down of years or Infinity.
+    return retryAfterSeconds(base + Math.floor(this.random() * (spread + 1)))
   }
 
   private refresh(now: number): void {

@@ -1,7 +1,11 @@
+import { timerDelay } from './bounds.js'
+
 /**
  * Time and randomness are injected so unit tests are deterministic and never sleep. Production uses
  * the monotonic clock (wall-clock jumps must not expire a whole queue) and unref'd timers (an idle
- * controller never keeps a process alive).
+ * controller never keeps a process alive). Both clocks keep delays to what Node accepts (0 to 2^31 − 1
+ * ms): a longer timer fires early, once per ~24.8 days, and its owner re-arms for the rest, where
+ * Node's own overflow handling would fire it after 1 ms, every time.
  */
 export interface Clock {
   /** Milliseconds from an arbitrary origin; monotonic. */
@@ -18,7 +22,7 @@ export type RandomSource = () => number
 export const systemClock: Clock = {
   now: () => performance.now(),
   setTimeout(callback, ms) {
-    const timer = setTimeout(callback, ms)
+    const timer = setTimeout(callback, timerDelay(ms))
     timer.unref()
     return timer
   },
@@ -51,7 +55,8 @@ export class ManualClock implements Clock {
   }
 
   setTimeout(callback: () => void, ms: number): TimerHandle {
-    const timer: ManualTimer = { at: this.time + Math.max(0, ms), seq: this.seq++, callback }
+    // The system clock's clamp, so tests see long timers fire early exactly as production does.
+    const timer: ManualTimer = { at: this.time + timerDelay(ms), seq: this.seq++, callback }
     this.timers.add(timer)
     return timer
   }

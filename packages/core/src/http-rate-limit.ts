@@ -1,4 +1,5 @@
 import type { ServerResponse } from 'node:http'
+import { sfInteger } from './bounds.js'
 import type { BackpressureController } from './controller.js'
 import { InvalidOptionError } from './errors.js'
 import {
@@ -31,10 +32,19 @@ export interface RateLimitOptions<Req> {
   readonly refillPerSecond: number
   /** Tokens a request spends: a number, or a function of the request (0 to `capacity`). @default 1 */
   readonly cost?: number | ((req: Req) => number)
-  /** The most keys the in-memory store holds; the least recently used go first. Not allowed with `store`. @default 10000 */
+  /** The most keys the in-memory store holds (when full, buckets that are full again go first, limited ones last). Not allowed with `store`. @default 10000 */
   readonly maxKeys?: number
   /** Where buckets live; may answer asynchronously (a store shared by a fleet). @default a bounded in-memory store */
   readonly store?: TokenBucketStore
+  /**
+   * The longest an asynchronous store may take to answer, in ms; requests wait for it before
+   * admission. Past it the request is answered by the store's `onError` policy: let through (the
+   * default, `'allow'`), or failed through the framework's error handling (`'reject'`, the default of
+   * `@backpressure/redis`). @default 250
+   */
+  readonly timeoutMs?: number
+  /** The most requests waiting on an asynchronous store at once; beyond it the store's `onError` policy answers at once. @default 1000 */
+  readonly maxPending?: number
   /** The policy's name in the `RateLimit-Policy` and `RateLimit` headers. @default 'default' */
   readonly policyName?: string
   /**
@@ -66,8 +76,17 @@ export function setRateLimitHeaders(
   res.setHeader('RateLimit-Policy', rateLimit.policy)
   res.setHeader(
     'RateLimit',
-    `${rateLimit.quotedName};r=${result.remaining};t=${Math.ceil(result.resetMs / 1000)}`,
+    rateLimitValue(rateLimit.quotedName, result.remaining, Math.ceil(result.resetMs / 1000)),
   )
+}
+
+/**
+ * The `RateLimit` value: `r` and `t` as Structured Field integers (non-negative, at most 15 digits,
+ * RFC 9651), whatever a store answered — a fraction, a negative, NaN or 1e+22 would make the whole
+ * field invalid. `seconds` is already rounded up by the caller.
+ */
+export function rateLimitValue(quotedName: string, remaining: number, seconds: number): string {
+  return `${quotedName};r=${sfInteger(remaining)};t=${sfInteger(seconds)}`
 }
 
 // A Structured Field string (RFC 9651 §3.3.3) holds printable ASCII; `"` and `\\` would need escaping,
@@ -89,6 +108,8 @@ export function resolveRateLimit<Req>(
       refillPerSecond: option.refillPerSecond,
       ...(option.maxKeys === undefined ? {} : { maxKeys: option.maxKeys }),
       ...(option.store === undefined ? {} : { store: option.store }),
+      ...(option.timeoutMs === undefined ? {} : { timeoutMs: option.timeoutMs }),
+      ...(option.maxPending === undefined ? {} : { maxPending: option.maxPending }),
       clock: controller.clock,
     },
     'rateLimit.',
@@ -122,7 +143,7 @@ export function resolveRateLimit<Req>(
     fixedCost,
     costFn,
     quotedName,
-    policy: `${quotedName};q=${limiter.policy.capacity};w=${limiter.windowSeconds}`,
+    policy: `${quotedName};q=${sfInteger(limiter.policy.capacity)};w=${limiter.windowSeconds}`,
     headers: booleanOption('rateLimit.headers', option.headers, true),
   })
 }

@@ -1,3 +1,4 @@
+import { clamp } from './bounds.js'
 import type { RandomSource } from './clock.js'
 import { InvalidOptionError } from './errors.js'
 import { integerOption, numberOption } from './validate.js'
@@ -109,6 +110,14 @@ class IntervalSamples {
 }
 
 const MIN_SAMPLES_PER_UPDATE = 5
+// Service times below 1 ms count as 1 ms. A millisecond clock (Date.now) reads fast requests as 0 or
+// 1 ms at random, and a clock that does not move during a request reads 0: a baseline of 0 made every
+// later interval look infinitely slow (g = 0, clamped to 0.5, so the limit halved every interval) and
+// 0 / 0 made the gradient NaN, which every clamp let through (Math.min/max propagate NaN) and which
+// then admitted nothing ever again. Flooring both sides at the finest step any clock gives keeps the
+// ratio finite and meaningful; what it gives up — reacting to queueing that still keeps requests under
+// (1 + b) ms — costs callers nothing worth shedding for.
+const MIN_SERVICE_MS = 1
 // A probe's median must be steady even when service times vary a lot (exponential, say): the median
 // of 5 samples ranged so widely there that the baseline, and with it the limit, collapsed.
 const PROBE_MIN_SAMPLES = 20
@@ -192,8 +201,11 @@ export class GradientLimit implements ConcurrencyLimit {
     return this.minRtt
   }
 
-  onSample(startedAt: number, serviceMs: number, inFlight: number): void {
-    const now = startedAt + serviceMs
+  onSample(startedAt: number, rawServiceMs: number, inFlight: number): void {
+    // A clock that returned NaN or Infinity has measured nothing.
+    if (!Number.isFinite(rawServiceMs)) return
+    const now = startedAt + rawServiceMs
+    const serviceMs = Math.max(rawServiceMs, MIN_SERVICE_MS)
     if (this.phase === 'probe-drain') {
       // Work admitted under the old limit still shares the downstream; wait until it has drained, or
       // until it is clear that what is left does not end soon.
@@ -284,11 +296,11 @@ export class GradientLimit implements ConcurrencyLimit {
     if (this.minRtt === Number.POSITIVE_INFINITY) this.minRtt = rtt
 
     const previous = this.value
-    const gradient = Math.min(2, Math.max(0.5, ((1 + this.tolerance) * this.minRtt) / rtt))
+    const gradient = clamp(((1 + this.tolerance) * this.minRtt) / rtt, 0.5, 2)
     let next = gradient * this.limit + Math.sqrt(gradient * this.limit)
     // Growing a limit nobody uses would leave it meaningless when load arrives: only grow when used.
     if (next > this.limit && maxInFlight < this.limit / 2) next = this.limit
-    this.limit = Math.min(this.maxLimit, Math.max(this.minLimit, next))
+    this.limit = clamp(next, this.minLimit, this.maxLimit)
 
     if (now >= this.nextProbeAt) this.startProbe(now)
     if (this.value !== previous) this.onChange(previous, this.value)
@@ -296,7 +308,11 @@ export class GradientLimit implements ConcurrencyLimit {
 
   private startProbe(now: number): void {
     const noQueueConcurrency = (this.limit * this.minRtt) / this.lastRtt
-    this.probeLimit = Math.max(1, Math.min(Math.floor(this.limit / 2), Math.floor(noQueueConcurrency / 2)))
+    this.probeLimit = clamp(
+      Math.min(Math.floor(this.limit / 2), Math.floor(noQueueConcurrency / 2)),
+      1,
+      this.maxLimit,
+    )
     this.phase = 'probe-drain'
     this.probeStartedAt = now
     this.probeBeganAt = now
@@ -384,6 +400,7 @@ export class AimdLimit implements ConcurrencyLimit {
   }
 
   onSample(startedAt: number, serviceMs: number, inFlight: number): void {
+    if (!Number.isFinite(serviceMs)) return
     const now = startedAt + serviceMs
     this.samples.add(serviceMs, inFlight)
     if (now < this.nextUpdateAt || this.samples.count < MIN_SAMPLES_PER_UPDATE) return
@@ -392,8 +409,8 @@ export class AimdLimit implements ConcurrencyLimit {
     this.samples.reset()
     this.nextUpdateAt = now + this.updateIntervalMs
     const previous = this.value
-    if (p90 > this.targetMs) this.limit = Math.max(this.minLimit, this.limit * this.backoffRatio)
-    else if (used) this.limit = Math.min(this.maxLimit, this.limit + 1)
+    if (p90 > this.targetMs) this.limit = clamp(this.limit * this.backoffRatio, this.minLimit, this.maxLimit)
+    else if (used) this.limit = clamp(this.limit + 1, this.minLimit, this.maxLimit)
     if (this.value !== previous) this.onChange(previous, this.value)
   }
 

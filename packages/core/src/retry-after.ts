@@ -1,3 +1,4 @@
+import { clamp, MAX_RETRY_AFTER_SECONDS, retryAfterSeconds } from './bounds.js'
 import type { RandomSource } from './clock.js'
 import type { RejectionReason } from './errors.js'
 import { InvalidOptionError } from './errors.js'
@@ -36,18 +37,11 @@ export interface RetryAfterState {
 
 export type RetryAfterPolicy = (reason: RejectionReason, state: RetryAfterState) => number
 
-const MAX_SECONDS = 86_400
+const MAX_SECONDS = MAX_RETRY_AFTER_SECONDS
 const ADAPTIVE_MAX_SECONDS = 60
 
 function uniformInt(random: RandomSource, min: number, max: number): number {
   return min + Math.floor(random() * (max - min + 1))
-}
-
-function wholeSeconds(option: string, value: number): number {
-  if (!Number.isFinite(value)) {
-    throw new InvalidOptionError(option, 'a finite number of seconds', value)
-  }
-  return Math.min(MAX_SECONDS, Math.max(1, Math.ceil(value)))
 }
 
 export function resolveRetryAfter(option: unknown, random: RandomSource): RetryAfterPolicy {
@@ -57,7 +51,7 @@ export function resolveRetryAfter(option: unknown, random: RandomSource): RetryA
       const backlog = state.queueDepth + state.inFlight
       const throughput = state.throughputPerSecond
       const drainSeconds = throughput > 0 ? backlog / throughput : ADAPTIVE_MAX_SECONDS / 2
-      const base = Math.min(ADAPTIVE_MAX_SECONDS, Math.max(1, Math.ceil(drainSeconds)))
+      const base = clamp(Math.ceil(drainSeconds), 1, ADAPTIVE_MAX_SECONDS)
       return uniformInt(random, base, Math.min(ADAPTIVE_MAX_SECONDS, base * 2))
     }
   }
@@ -69,23 +63,32 @@ export function resolveRetryAfter(option: unknown, random: RandomSource): RetryA
         option,
       )
     }
-    return rangePolicy(option, option + Math.max(1, Math.floor(option / 2)), random)
+    return rangePolicy(option, Math.min(MAX_SECONDS, option + Math.max(1, Math.floor(option / 2))), random)
   }
   if (typeof option === 'function') {
     const decide = option as (context: RetryAfterContext) => number
-    // A function's result is rounded up and clamped rather than trusted: a fraction or 0 in the header
-    // would break clients. A non-finite result is a bug in the user's function and throws.
-    return (reason, state) =>
-      wholeSeconds(
-        'retryAfter (function result)',
-        decide({
-          reason,
-          queueDepth: state.queueDepth,
-          inFlight: state.inFlight,
-          limit: state.limit,
-          throughputPerSecond: state.throughputPerSecond,
-        }),
-      )
+    let warned = false
+    // A function's result is rounded up and clamped rather than trusted: a fraction, 0 or Infinity in
+    // the header would break clients. It never throws either: this runs while a request is being
+    // rejected, and a throw there would turn the 503 into an error. NaN (a bug in the function) gets
+    // the shortest wait and one warning, so the bug is seen without a log line per rejection.
+    return (reason, state) => {
+      const seconds = decide({
+        reason,
+        queueDepth: state.queueDepth,
+        inFlight: state.inFlight,
+        limit: state.limit,
+        throughputPerSecond: state.throughputPerSecond,
+      })
+      if (!warned && Number.isNaN(seconds)) {
+        warned = true
+        process.emitWarning(
+          `retryAfter function returned NaN (for ${reason}); sending Retry-After: 1`,
+          'BackpressureRetryAfterWarning',
+        )
+      }
+      return retryAfterSeconds(seconds)
+    }
   }
   if (typeof option === 'object' && option !== null && !Array.isArray(option)) {
     const { min, max } = option as { min?: unknown; max?: unknown }

@@ -289,6 +289,57 @@ describe('GradientLimit unit behaviour', () => {
   })
 })
 
+describe('zero and equal service times', () => {
+  // A millisecond clock (Date.now) reads most fast requests as 0 ms, and a ManualClock that does not
+  // move during a request reads every one as 0 ms: 0/0 once made the gradient NaN, and a NaN limit
+  // admitted nothing ever again.
+  function serve(options: object, serviceMs: () => number) {
+    const { controller, clock } = makeController({ maxConcurrency: options })
+    const limits = new Set<number>()
+    let admittedInEveryRound = true
+    for (let round = 0; round < 6000; round++) {
+      clock.advance(5)
+      const permits: Permit[] = []
+      while (permits.length < 8 && controller.inFlight < controller.limit) {
+        permits.push(controller.admit(0) as Permit)
+      }
+      if (permits.length === 0) admittedInEveryRound = false
+      const ms = serviceMs()
+      clock.stall(ms) // released `ms` later, without firing timers on the way
+      for (const permit of permits) permit.release()
+      limits.add(controller.limit)
+    }
+    return { limits: [...limits], admittedInEveryRound, controller }
+  }
+
+  it.each([
+    ['gradient', { minLimit: 2, maxLimit: 50 }],
+    ['aimd', { algorithm: 'aimd', latencyTargetMs: 10, minLimit: 2, maxLimit: 50 }],
+  ])(
+    '%s: zero service times keep the limit a finite integer in bounds, and requests admitted',
+    (_, options) => {
+      const { limits, admittedInEveryRound } = serve(options, () => 0)
+      for (const limit of limits) {
+        expect(Number.isInteger(limit)).toBe(true)
+        expect(limit).toBeGreaterThanOrEqual(2)
+        expect(limit).toBeLessThanOrEqual(50)
+      }
+      expect(admittedInEveryRound).toBe(true)
+    },
+  )
+
+  it('a millisecond clock reading 0 or 1 ms does not collapse the limit below the work in use', () => {
+    const random = seededRandom(7)
+    const { limits, admittedInEveryRound, controller } = serve({ minLimit: 2, maxLimit: 50 }, () =>
+      random() < 0.5 ? 0 : 1,
+    )
+    expect(admittedInEveryRound).toBe(true)
+    for (const limit of limits) expect(Number.isInteger(limit)).toBe(true)
+    // Eight requests at a time that all finish within a millisecond: no reason to hold them back.
+    expect(controller.limit).toBeGreaterThanOrEqual(8)
+  })
+})
+
 describe('AIMD limit', () => {
   it('adds one per interval under the target and backs off above it', async () => {
     const { controller, clock } = makeController({

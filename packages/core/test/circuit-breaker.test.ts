@@ -99,6 +99,18 @@ describe('CircuitBreaker', () => {
     expect(seen.size).toBeGreaterThan(1) // it does spread
   })
 
+  it.each([
+    ['a cool-down of a thousand years', 3.2e13],
+    ['an endless cool-down', Number.POSITIVE_INFINITY],
+  ])('keeps Retry-After a valid header with %s: whole seconds, at most a day', async (_, coolDownMs) => {
+    const { breaker, fail } = make({ minimumCalls: 1, coolDownMs })
+    await failures(fail, 1)
+    const wait = breaker.retryAfterSeconds()
+    expect(wait).toBe(86_400)
+    const error = await openError(breaker.execute(() => 'never'))
+    expect(error.headers['Retry-After']).toBe('86400')
+  })
+
   it('goes half-open after the cool-down, lets limited trials through, and closes on success', async () => {
     const { clock, breaker, changes, fail } = make({
       minimumCalls: 1,

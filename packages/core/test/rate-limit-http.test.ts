@@ -170,6 +170,43 @@ describe('rate limiting over HTTP', () => {
     expect((await fetch(`${url}/cheap`)).status).toBe(200)
   })
 
+  it('keeps every header number valid when the refill is extremely slow', async () => {
+    const { url } = await start({
+      clock: new ManualClock(0),
+      rateLimit: { key: () => 'k', capacity: 1, refillPerSecond: 1e-19 },
+    })
+    const ok = await fetch(url)
+    expect(ok.status).toBe(200)
+    expect(parseItem(ok.headers.get('ratelimit-policy')).params).toEqual({ q: 1, w: 999_999_999_999_999 })
+    expect(parseItem(ok.headers.get('ratelimit')).params).toEqual({ r: 0, t: 999_999_999_999_999 })
+    const limited = await fetch(url)
+    expect(limited.status).toBe(429)
+    expect(limited.headers.get('retry-after')).toBe('86400')
+    expect(parseItem(limited.headers.get('ratelimit')).params).toEqual({ r: 0, t: 86_400 })
+    expect(await limited.json()).toMatchObject({ retryAfter: 86_400 })
+  })
+
+  it('keeps header numbers valid whatever a store answers', async () => {
+    const answers = [
+      { allowed: true, remaining: Number.NaN, retryAfterMs: 0, resetMs: Number.POSITIVE_INFINITY },
+      { allowed: true, remaining: 2.7, retryAfterMs: 0, resetMs: -5 },
+      { allowed: false, remaining: -1, retryAfterMs: Number.NaN, resetMs: Number.NaN },
+    ]
+    const store: TokenBucketStore = { take: () => answers.shift()! }
+    const { url } = await start({
+      clock: new ManualClock(0),
+      rateLimit: { key: () => 'k', capacity: 5, refillPerSecond: 1, store },
+    })
+    expect(parseItem((await fetch(url)).headers.get('ratelimit')).params).toEqual({
+      r: 0,
+      t: 999_999_999_999_999,
+    })
+    expect(parseItem((await fetch(url)).headers.get('ratelimit')).params).toEqual({ r: 2, t: 0 })
+    const limited = await fetch(url)
+    expect(limited.status).toBe(429)
+    expect(limited.headers.get('retry-after')).toBe('1')
+  })
+
   it('works with an asynchronous store', async () => {
     const memory = new MemoryTokenBucketStore()
     const store: TokenBucketStore = {
@@ -184,6 +221,27 @@ describe('rate limiting over HTTP', () => {
     expect(parseItem(ok.headers.get('ratelimit')).params).toEqual({ r: 0, t: 1 })
     expect((await fetch(url)).status).toBe(429)
     expect(http.controller.stats().rejections.rate_limited).toBe(1)
+  })
+
+  it('lets a request through when the store does not answer within rateLimit.timeoutMs', async () => {
+    const clock = new ManualClock(0)
+    let calls = 0
+    const store: TokenBucketStore = {
+      take: () => {
+        calls++
+        return new Promise(() => {})
+      },
+    }
+    const { url } = await start({
+      clock,
+      rateLimit: { key: () => 'k', capacity: 2, refillPerSecond: 1, store, timeoutMs: 100 },
+    })
+    const response = fetch(url)
+    while (calls === 0) await new Promise((resolve) => setImmediate(resolve))
+    clock.advance(100)
+    const ok = await response
+    expect(ok.status).toBe(200)
+    expect(parseItem(ok.headers.get('ratelimit')).params).toEqual({ r: 1, t: 1 })
   })
 
   it('validates its options with the one message shape', () => {
@@ -211,6 +269,14 @@ describe('rate limiting over HTTP', () => {
       [
         { key: () => 'k', capacity: 1, refillPerSecond: 1, policyName: 'a"b' },
         'Expected `rateLimit.policyName` to be a non-empty string of printable ASCII',
+      ],
+      [
+        { key: () => 'k', capacity: 1, refillPerSecond: 1, timeoutMs: -1 },
+        'Expected `rateLimit.timeoutMs` to be a number above 0 to 2147483647, got `-1` (number)',
+      ],
+      [
+        { key: () => 'k', capacity: 1, refillPerSecond: 1, maxPending: 1.5 },
+        'Expected `rateLimit.maxPending` to be an integer from 1 and up, got `1.5` (number)',
       ],
       [
         { key: () => 'k', capacity: 1, refillPerSecond: 1, headers: 'yes' },

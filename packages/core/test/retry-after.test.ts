@@ -23,6 +23,9 @@ describe('Retry-After policies', () => {
   it('a number is a base with jitter above it', () => {
     expect(new Set(draws(10))).toEqual(new Set([10, 11, 12, 13, 14, 15]))
     expect(new Set(draws(1))).toEqual(new Set([1, 2]))
+    // Jitter above the largest base would pass a day: it stops at a day.
+    expect(Math.max(...draws(80_000, 500))).toBeLessThanOrEqual(86_400)
+    expect(new Set(draws(86_400, 20))).toEqual(new Set([86_400]))
   })
 
   it('a function decides, rounded up to whole seconds and at least 1', () => {
@@ -35,7 +38,25 @@ describe('Retry-After policies', () => {
         { ...state, queueDepth: 3 },
       ),
     ).toEqual([7])
-    expect(() => draws(() => Number.NaN, 1)).toThrow(/retryAfter \(function result\)/)
+  })
+
+  it("keeps a function's result a valid header: whole seconds from 1 to a day, never a throw", async () => {
+    expect(draws(() => 0.25, 1)).toEqual([1])
+    expect(draws(() => -3, 1)).toEqual([1])
+    expect(draws(() => Number.POSITIVE_INFINITY, 1)).toEqual([86_400])
+    expect(draws(() => 1e30, 1)).toEqual([86_400])
+    // NaN means nothing: the shortest wait, and one warning so the bug in the function is seen.
+    const warnings: string[] = []
+    const onWarning = (warning: Error) => warnings.push(warning.message)
+    process.on('warning', onWarning)
+    try {
+      expect(draws(() => Number.NaN, 3)).toEqual([1, 1, 1])
+      await new Promise((resolve) => setImmediate(resolve))
+      expect(warnings).toHaveLength(1)
+      expect(warnings[0]).toMatch(/retryAfter function returned NaN/)
+    } finally {
+      process.off('warning', onWarning)
+    }
   })
 
   it('adaptive follows the time to drain the queue, jittered and bounded', () => {

@@ -8,6 +8,7 @@ import {
   type TokenBucketResult,
   type TokenBucketStore,
 } from '../src/index.js'
+import { wholeSecondsAfter } from '../src/token-bucket.js'
 
 function make(options: { capacity: number; refillPerSecond: number; maxKeys?: number }) {
   const clock = new ManualClock(1000)
@@ -112,6 +113,118 @@ describe('TokenBucketLimiter', () => {
     expect(make({ capacity: 10, refillPerSecond: 3 }).limiter.windowSeconds).toBe(4)
     expect(make({ capacity: 1, refillPerSecond: 50 }).limiter.windowSeconds).toBe(1)
   })
+
+  it('keeps the window a Structured Field integer however slow the refill', () => {
+    expect(make({ capacity: 10, refillPerSecond: 1e-21 }).limiter.windowSeconds).toBe(999_999_999_999_999)
+  })
+})
+
+describe('wholeSecondsAfter', () => {
+  it('is a valid Retry-After for any wait: whole seconds rounded up, from 1 to a day', () => {
+    expect(wholeSecondsAfter(1500)).toBe(2)
+    expect(wholeSecondsAfter(0)).toBe(1)
+    expect(wholeSecondsAfter(-20)).toBe(1)
+    expect(wholeSecondsAfter(1e25)).toBe(86_400)
+    expect(wholeSecondsAfter(Number.POSITIVE_INFINITY)).toBe(86_400)
+    expect(wholeSecondsAfter(Number.NaN)).toBe(1)
+  })
+})
+
+describe('an asynchronous store that does not answer', () => {
+  /** A store whose answers come only when the test says so (or never). */
+  function pendingStore(onError?: 'reject' | 'allow') {
+    const calls: { resolve: (result: TokenBucketResult) => void; reject: (error: unknown) => void }[] = []
+    const store: TokenBucketStore = {
+      ...(onError === undefined ? {} : { onError }),
+      take: () => new Promise<TokenBucketResult>((resolve, reject) => calls.push({ resolve, reject })),
+    }
+    return { store, calls }
+  }
+
+  function settle<T>(promise: Promise<T>) {
+    const box: { value?: T; error?: unknown } = {}
+    promise.then(
+      (value) => (box.value = value),
+      (error: unknown) => (box.error = error),
+    )
+    return box
+  }
+
+  const flushed = () => new Promise((resolve) => setImmediate(resolve))
+
+  it('answers as a full bucket would once timeoutMs passes (the default policy: allow)', async () => {
+    const clock = new ManualClock(0)
+    const { store } = pendingStore()
+    const limiter = new TokenBucketLimiter({ capacity: 3, refillPerSecond: 2, store, clock, timeoutMs: 100 })
+    const taken = settle(limiter.take('k') as Promise<TokenBucketResult>)
+    clock.advance(99)
+    await flushed()
+    expect(taken).toEqual({})
+    clock.advance(1)
+    await flushed()
+    expect(taken.value).toEqual({ allowed: true, remaining: 2, retryAfterMs: 0, resetMs: 500 })
+  })
+
+  it("fails the take after timeoutMs when the store's onError is 'reject'", async () => {
+    const clock = new ManualClock(0)
+    const { store } = pendingStore('reject')
+    const limiter = new TokenBucketLimiter({ capacity: 3, refillPerSecond: 2, store, clock })
+    const taken = settle(limiter.take('k') as Promise<TokenBucketResult>)
+    clock.advance(250) // the default timeout
+    await flushed()
+    expect(String(taken.error)).toMatch(/store did not answer within 250 ms/)
+  })
+
+  it('bounds the store calls pending at once: beyond maxPending the store is not called', async () => {
+    const clock = new ManualClock(0)
+    for (const onError of ['allow', 'reject'] as const) {
+      const { store, calls } = pendingStore(onError)
+      const limiter = new TokenBucketLimiter({ capacity: 3, refillPerSecond: 2, store, clock, maxPending: 2 })
+      limiter.take('a')
+      limiter.take('b')
+      const third = settle(limiter.take('c') as Promise<TokenBucketResult>)
+      await flushed()
+      expect(calls).toHaveLength(2)
+      if (onError === 'allow') expect(third.value).toMatchObject({ allowed: true, remaining: 2 })
+      else expect(String(third.error)).toMatch(/2 rate-limit store calls are pending already/)
+      // An answer frees its place.
+      calls[0]!.resolve({ allowed: false, remaining: 0, retryAfterMs: 10, resetMs: 10 })
+      await flushed()
+      limiter.take('d')
+      expect(calls).toHaveLength(3)
+    }
+  })
+
+  it('passes answers in time through untouched, ignores late ones, and keeps one timer for all calls', async () => {
+    const clock = new ManualClock(0)
+    const { store, calls } = pendingStore()
+    const limiter = new TokenBucketLimiter({ capacity: 3, refillPerSecond: 2, store, clock, timeoutMs: 100 })
+    const taken = []
+    for (let i = 0; i < 50; i++) {
+      taken.push(settle(limiter.take(`k${i}`) as Promise<TokenBucketResult>))
+      clock.advance(1)
+    }
+    expect(clock.pendingTimers).toBe(1)
+    const refused = { allowed: false, remaining: 0, retryAfterMs: 400, resetMs: 1400 }
+    calls[0]!.resolve(refused)
+    await flushed()
+    clock.advance(60) // t = 110: calls 0-10 are due; 0 was answered in time
+    await flushed()
+    expect(taken[0]!.value).toBe(refused)
+    expect(taken.filter((t) => t.value?.allowed === true)).toHaveLength(10)
+    expect(clock.pendingTimers).toBe(1)
+    // A late answer, or a late failure, changes nothing and is never an unhandled rejection.
+    calls[1]!.resolve(refused)
+    calls[2]!.reject(new Error('late'))
+    await flushed()
+    expect(taken[1]!.value?.allowed).toBe(true)
+    for (const call of calls.slice(11)) call.resolve(refused)
+    await flushed()
+    expect(taken.every((t) => t.value !== undefined)).toBe(true)
+    // Nothing pending: the timer fires once more, finds nothing, and is not re-armed.
+    clock.advance(100)
+    expect(clock.pendingTimers).toBe(0)
+  })
 })
 
 describe('MemoryTokenBucketStore', () => {
@@ -137,6 +250,50 @@ describe('MemoryTokenBucketStore', () => {
     expect(store.size).toBe(100)
     expect(store.has('client-9999')).toBe(true)
     expect(store.has('client-0')).toBe(false)
+  })
+
+  it('keeps a limited key limited through a flood of 200,000 fresh keys, until its refill time', () => {
+    const { clock, limiter, take } = make({ capacity: 5, refillPerSecond: 1, maxKeys: 10_000 })
+    for (let i = 0; i < 5; i++) take('cycler')
+    const refused = take('cycler')
+    expect(refused.allowed).toBe(false)
+    expect(refused.retryAfterMs).toBe(1000)
+    // 200,000 other keys within 800 ms: none of their buckets is full again, so all carry state.
+    let allowed = 0
+    for (let i = 0; i < 200_000; i++) {
+      if (i % 250 === 0) clock.advance(1)
+      if (take(`fresh-${i}`).allowed) allowed++
+    }
+    expect(allowed).toBe(200_000) // new clients are still served
+    expect((limiter.store as MemoryTokenBucketStore).size).toBe(10_000)
+    expect(take('cycler').allowed).toBe(false)
+    clock.advance(1000 - 800 - 1)
+    expect(take('cycler').allowed).toBe(false)
+    clock.advance(1)
+    expect(take('cycler')).toMatchObject({ allowed: true, remaining: 0 })
+  })
+
+  it('drops a bucket that is full again before one that still carries state', () => {
+    const store = new MemoryTokenBucketStore({ maxKeys: 2 })
+    const one = { capacity: 1, refillPerSecond: 1 }
+    store.take('a', 1, 0, one)
+    expect(store.take('a', 1, 0, one).allowed).toBe(false) // limited; full again at 1000
+    store.take('b', 1, 1500, one) // let through; full again at 2500
+    store.take('c', 1, 1600, one) // a is the older, but full: it goes, losing nothing
+    expect(store.has('a')).toBe(false)
+    expect(store.take('b', 1, 1600, one).allowed).toBe(false)
+  })
+
+  it('still tracks new clients when every bucket is limited, dropping the least recently limited', () => {
+    const store = new MemoryTokenBucketStore({ maxKeys: 3 })
+    const one = { capacity: 1, refillPerSecond: 0.001 }
+    for (const key of ['a', 'b', 'c']) {
+      store.take(key, 1, 0, one)
+      store.take(key, 1, 0, one)
+    }
+    store.take('a', 1, 1, one) // refused again: now the most recently limited
+    expect(store.take('d', 1, 2, one).allowed).toBe(true)
+    expect(['a', 'b', 'c', 'd'].filter((key) => store.has(key))).toEqual(['a', 'c', 'd'])
   })
 
   it('never mints tokens when the clock steps backwards', () => {
@@ -182,6 +339,22 @@ describe('token bucket options', () => {
     [
       { capacity: 1, refillPerSecond: 1, maxKeys: 5, store: new MemoryTokenBucketStore() },
       'Expected `maxKeys` to be unset when `store` is given (bound the store itself), got `5` (number)',
+    ],
+    [
+      { capacity: 1, refillPerSecond: 1, timeoutMs: 0 },
+      'Expected `timeoutMs` to be a number above 0 to 2147483647, got `0` (number)',
+    ],
+    [
+      { capacity: 1, refillPerSecond: 1, timeoutMs: Number.NaN },
+      'Expected `timeoutMs` to be a number above 0 to 2147483647, got `NaN` (number)',
+    ],
+    [
+      { capacity: 1, refillPerSecond: 1, maxPending: 0 },
+      'Expected `maxPending` to be an integer from 1 and up, got `0` (number)',
+    ],
+    [
+      { capacity: 1, refillPerSecond: 1, store: { take: () => Promise.reject(), onError: 'ignore' } },
+      "Expected `store.onError` to be 'reject', 'allow' or unset, got `\"ignore\"` (string)",
     ],
     [
       { capacity: 1, refillPerSecond: 1, store: {} },
