@@ -1,3 +1,4 @@
+import { retryAfterSeconds as clampRetryAfter } from './bounds.js'
 import { type Clock, type RandomSource, systemClock, type TimerHandle } from './clock.js'
 import {
   CumulativeHistogram,
@@ -691,7 +692,12 @@ export class BackpressureController {
     if (reason === 'queue_delay') this.lastDelayShedAt = now
     // A client that left is not pressure, and a rate limit is per client, not the server's state.
     if (reason !== 'aborted' && reason !== 'rate_limited') this.markPressure(now)
-    const seconds = retryAfterSeconds ?? this.retryAfterPolicy(reason, this)
+    // A caller's own number (a duck-typed breaker's 0.25, a store's 1e22) is made a valid header here,
+    // once for every rejectWith caller.
+    const seconds =
+      retryAfterSeconds === undefined
+        ? this.retryAfterPolicy(reason, this)
+        : clampRetryAfter(retryAfterSeconds)
     this.retryAfterHistogram.observe(seconds)
     if (this.events.wants('reject')) {
       this.events.emit('reject', {

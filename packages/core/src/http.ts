@@ -1,11 +1,13 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { BodyDeadlines, hasBody, writeBodyTimeout } from './body-deadlines.js'
+import { retryAfterSeconds } from './bounds.js'
 import { CircuitBreaker } from './circuit-breaker.js'
 import { BackpressureController, type BackpressureOptions, Permit, Rejection } from './controller.js'
 import { InvalidOptionError, type RejectionReason } from './errors.js'
 import {
   type RateLimitOptions,
   type ResolvedRateLimit,
+  rateLimitValue,
   resolveRateLimit,
   setRateLimitHeaders,
 } from './http-rate-limit.js'
@@ -445,12 +447,14 @@ export class HttpBackpressure<Req> {
     readonly status: number
   }): HttpResponse {
     // Built in one object: this runs for every shed request. The body is ASCII, so length is bytes.
-    const body = `{"error":"${rejection.status === 429 ? 'Too Many Requests' : 'Service Unavailable'}","reason":"${rejection.reason}","retryAfter":${rejection.retryAfterSeconds}}`
+    // A BackpressureError a route threw may carry any number: the header gets a valid one.
+    const seconds = retryAfterSeconds(rejection.retryAfterSeconds)
+    const body = `{"error":"${rejection.status === 429 ? 'Too Many Requests' : 'Service Unavailable'}","reason":"${rejection.reason}","retryAfter":${seconds}}`
     return {
       status: rejection.status,
       headers: {
         ...JSON_HEADERS,
-        'retry-after': String(rejection.retryAfterSeconds),
+        'retry-after': String(seconds),
         'content-length': String(body.length),
       },
       body,
@@ -535,7 +539,7 @@ export class HttpBackpressure<Req> {
       headers: {
         ...response.headers,
         'ratelimit-policy': rateLimit.policy,
-        ratelimit: `${rateLimit.quotedName};r=${result.remaining};t=${seconds}`,
+        ratelimit: rateLimitValue(rateLimit.quotedName, result.remaining, seconds),
       },
       body: response.body,
     }

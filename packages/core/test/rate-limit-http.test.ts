@@ -205,6 +205,22 @@ describe('rate limiting over HTTP', () => {
     const limited = await fetch(url)
     expect(limited.status).toBe(429)
     expect(limited.headers.get('retry-after')).toBe('1')
+    expect(parseItem(limited.headers.get('ratelimit')).params).toEqual({ r: 0, t: 1 })
+  })
+
+  it.each([
+    [0.25, '1'],
+    [Number.POSITIVE_INFINITY, '86400'],
+    [1e22, '86400'],
+  ])('keeps Retry-After a valid header when a duck-typed breaker asks for %s s', async (wait, header) => {
+    const { url } = await start({
+      clock: new ManualClock(0),
+      circuitBreaker: { retryAfterSeconds: () => wait } as never,
+    })
+    const refused = await fetch(url)
+    expect(refused.status).toBe(503)
+    expect(refused.headers.get('retry-after')).toBe(header)
+    expect((await refused.json()).retryAfter).toBe(Number(header))
   })
 
   it('works with an asynchronous store', async () => {
