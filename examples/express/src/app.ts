@@ -43,11 +43,12 @@ export function createApp(options: ExampleOptions = {}): ExampleApp {
       res.status(400).json({ error: 'Expected a JSON body { item: string, quantity: positive integer }' })
       return
     }
-    res.status(201).json(await orders.create(input))
+    // req.signal aborts if the client leaves: the query is cancelled and its slot frees at once.
+    res.status(201).json(await orders.create(input, req.signal))
   })
 
-  app.get('/api/orders', async (_req, res) => {
-    res.json(await orders.list())
+  app.get('/api/orders', async (req, res) => {
+    res.json(await orders.list(50, req.signal))
   })
 
   // After the routes: a BackpressureError thrown inside one (e.g. from controller.submit) becomes the 503.

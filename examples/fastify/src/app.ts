@@ -34,8 +34,9 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
   app.post<{ Body: NewOrder }>(
     '/api/orders',
     { config: { backpressure: { priority: 10 } }, schema: { body: newOrderSchema } },
-    async (request, reply) => reply.code(201).send(await orders.create(request.body)),
+    // request.clientSignal aborts if the client leaves: the query is cancelled and its slot frees at once.
+    async (request, reply) => reply.code(201).send(await orders.create(request.body, request.clientSignal)),
   )
-  app.get('/api/orders', async () => orders.list())
+  app.get('/api/orders', async (request) => orders.list(50, request.clientSignal))
   return app
 }

@@ -37,10 +37,11 @@ export function createApp(options: ExampleOptions = {}): ExampleApp {
       return
     }
     ctx.status = 201
-    ctx.body = await orders.create(input)
+    // ctx.signal aborts if the client leaves: the query is cancelled and its slot frees at once.
+    ctx.body = await orders.create(input, ctx.signal)
   })
   router.get('/orders', async (ctx) => {
-    ctx.body = await orders.list()
+    ctx.body = await orders.list(50, ctx.signal)
   })
 
   const app = new Koa()

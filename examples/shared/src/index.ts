@@ -17,9 +17,10 @@ export class SimulatedPool {
   readonly queryMs: number
   private active = 0
   // An array with a moving head, compacted now and then: FIFO without shift() per dequeue.
-  private waiters: (() => void)[] = []
+  private waiters: Waiter[] = []
   private head = 0
   private queriesRun = 0
+  private cancelledWaiters = 0
 
   constructor(options: PoolOptions = {}) {
     this.connections = options.connections ?? 4
@@ -39,7 +40,7 @@ export class SimulatedPool {
 
   /** Callers waiting for a connection now. */
   get waiting(): number {
-    return this.waiters.length - this.head
+    return this.waiters.length - this.head - this.cancelledWaiters
   }
 
   /** Queries completed since start. */
@@ -47,11 +48,17 @@ export class SimulatedPool {
     return this.queriesRun
   }
 
-  /** Runs `work` on a connection once one is free, after the query's simulated I/O time. */
-  async query<T>(work: () => T): Promise<T> {
-    await this.connect()
+  /**
+   * Runs `work` on a connection once one is free, after the query's simulated I/O time. With a
+   * `signal` (the request's: `req.signal`, `ctx.signal`, `request.clientSignal`), a caller that leaves
+   * gives up its place in the pool's queue, and a running query is cancelled and frees its connection
+   * at once, as a driver's query cancellation does: no work for a client that is gone.
+   */
+  async query<T>(work: () => T, signal?: AbortSignal): Promise<T> {
+    signal?.throwIfAborted()
+    await this.connect(signal)
     try {
-      await new Promise((resolve) => setTimeout(resolve, this.queryMs))
+      await this.io(signal)
       this.queriesRun++
       return work()
     } finally {
@@ -59,27 +66,66 @@ export class SimulatedPool {
     }
   }
 
-  private connect(): Promise<void> {
+  private io(signal: AbortSignal | undefined): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const done = () => {
+        signal?.removeEventListener('abort', cancel)
+        resolve()
+      }
+      const timer = setTimeout(done, this.queryMs)
+      const cancel = () => {
+        clearTimeout(timer)
+        reject(signal?.reason)
+      }
+      signal?.addEventListener('abort', cancel, { once: true })
+    })
+  }
+
+  private connect(signal: AbortSignal | undefined): Promise<void> {
     if (this.active < this.connections) {
       this.active++
       return Promise.resolve()
     }
-    return new Promise((resolve) => this.waiters.push(resolve))
+    return new Promise((resolve, reject) => {
+      const waiter: Waiter = { resolve, cancelled: false }
+      this.waiters.push(waiter)
+      signal?.addEventListener(
+        'abort',
+        () => {
+          // Left in place and skipped when its turn comes: no search through the queue.
+          if (waiter.cancelled) return
+          waiter.cancelled = true
+          this.cancelledWaiters++
+          reject(signal.reason)
+        },
+        { once: true },
+      )
+    })
   }
 
   private release(): void {
-    if (this.head < this.waiters.length) {
-      // The connection goes straight to the next waiter; `active` stays the same.
-      const next = this.waiters[this.head++] as () => void
+    while (this.head < this.waiters.length) {
+      // The connection goes straight to the next waiter still there; `active` stays the same.
+      const next = this.waiters[this.head++] as Waiter
       if (this.head > 1024 && this.head * 2 > this.waiters.length) {
         this.waiters = this.waiters.slice(this.head)
         this.head = 0
       }
-      next()
+      if (next.cancelled) {
+        this.cancelledWaiters--
+        continue
+      }
+      next.cancelled = true
+      next.resolve()
       return
     }
     this.active--
   }
+}
+
+interface Waiter {
+  readonly resolve: () => void
+  cancelled: boolean
 }
 
 export interface Order {
@@ -110,17 +156,18 @@ export class OrderService {
 
   constructor(readonly pool: SimulatedPool) {}
 
-  create(input: NewOrder): Promise<Order> {
+  /** Stores an order; `signal` cancels it while it waits for, or runs on, a connection. */
+  create(input: NewOrder, signal?: AbortSignal): Promise<Order> {
     return this.pool.query(() => {
       const order: Order = { id: this.nextId++, ...input, createdAt: new Date().toISOString() }
       this.orders.push(order)
       return order
-    })
+    }, signal)
   }
 
   /** The newest orders first, at most `limit`. */
-  list(limit = 50): Promise<readonly Order[]> {
-    return this.pool.query(() => this.orders.slice(-limit).reverse())
+  list(limit = 50, signal?: AbortSignal): Promise<readonly Order[]> {
+    return this.pool.query(() => this.orders.slice(-limit).reverse(), signal)
   }
 }
 

@@ -220,7 +220,7 @@ describe('rate limiting over HTTP', () => {
     const refused = await fetch(url)
     expect(refused.status).toBe(503)
     expect(refused.headers.get('retry-after')).toBe(header)
-    expect((await refused.json()).retryAfter).toBe(Number(header))
+    expect(((await refused.json()) as { retryAfter: number }).retryAfter).toBe(Number(header))
   })
 
   it('works with an asynchronous store', async () => {
