@@ -111,3 +111,51 @@ describe('deadline header', () => {
     )
   })
 })
+
+describe('layers and priority functions', () => {
+  it('a second layer with another controller admits through its own as well; each permit comes back', async () => {
+    const outer = new HttpBackpressure<unknown>({ maxConcurrency: 10 })
+    const inner = new HttpBackpressure<unknown>({ maxConcurrency: 1, maxQueueDepth: 0 })
+    let release!: () => void
+    const hold = new Promise<void>((r) => (release = r))
+    server = createServer(async (req, res) => {
+      for (const layer of [outer, inner, outer]) {
+        const decided = layer.decide(req, req.method ?? 'GET', req.url ?? '/', res)
+        const decision = decided instanceof Promise ? await decided : decided
+        if (decision !== PASS) {
+          res.writeHead(decision.status, decision.headers).end(decision.body)
+          return
+        }
+      }
+      await hold
+      res.end('ok')
+    })
+    await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve))
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+    const first = fetch(url)
+    await until(() => inner.controller.inFlight === 1)
+    // The inner limit of one holds; the outer layer, seen twice, admitted once.
+    expect(outer.controller.inFlight).toBe(1)
+    const second = await fetch(url)
+    expect(second.status).toBe(503)
+    expect(((await second.json()) as { reason: string }).reason).toBe('queue_full')
+    release()
+    expect((await first).status).toBe(200)
+    await until(() => outer.controller.inFlight === 0 && inner.controller.inFlight === 0)
+    expect(outer.controller.stats().admitted).toBe(2)
+    expect(inner.controller.stats().admitted).toBe(1)
+  })
+
+  it('a priority function answering NaN is an error the framework answers, never a queue level', async () => {
+    const http = new HttpBackpressure<{ headers: Record<string, string | undefined> }>({
+      priority: (req) => Number(req.headers['x-priority']),
+    })
+    const res = { on() {}, destroyed: false, req: { socket: { destroyed: false }, headers: {} } } as never
+    expect(() => http.decide({ headers: {} }, 'GET', '/', res)).toThrow(
+      'Expected `priority` to be a function returning a finite number, got `NaN` (number)',
+    )
+    expect(http.controller.stats().requests).toBe(0)
+    expect(http.decide({ headers: { 'x-priority': '5' } }, 'GET', '/', res)).toBe(PASS)
+    await http.close()
+  })
+})
