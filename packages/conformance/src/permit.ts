@@ -235,6 +235,64 @@ export function runPermitSuite(harness: AdapterHarness): void {
       expect(await upload.text()).toBe('got 1000')
     })
 
+    it('one long-lived response (SSE) in flight does not wedge the default limit under 2× load', async () => {
+      // A database of 2 connections × 20 ms (100 queries/s), asked for 200 requests/s for 3 s, while one
+      // streamed response holds its slot throughout: the probes of the adaptive limit must keep serving.
+      const pool = { busy: 0, waiters: [] as (() => void)[] }
+      const query = async () => {
+        if (pool.busy < 2) pool.busy++
+        else await new Promise<void>((resolve) => pool.waiters.push(resolve))
+        await sleep(20)
+        const next = pool.waiters.shift()
+        if (next === undefined) pool.busy--
+        else next()
+      }
+      let endStream: () => void = () => {}
+      const streamEnds = new Promise<void>((resolve) => {
+        endStream = resolve
+      })
+      const server = await start({}, [
+        { method: 'GET', path: '/db', handler: async () => (await query(), { body: 'ok' }) },
+        {
+          method: 'GET',
+          path: '/events',
+          handler: async () => ({
+            stream: (async function* () {
+              yield 'data: hello\n\n'
+              await streamEnds
+            })(),
+          }),
+        },
+      ])
+      const events = await open(server)
+      events.write('GET /events HTTP/1.1\r\nHost: x\r\n\r\n')
+      await until(() => server.controller.inFlight === 1, 'the stream to hold its slot')
+      const served: number[] = []
+      const began = Date.now()
+      const requests: Promise<void>[] = []
+      for (let i = 0; i < 600; i++) {
+        requests.push(
+          fetch(`${server.url}/db`, { signal: AbortSignal.timeout(1000) }).then(
+            async (response) => {
+              if (response.status === 200) served.push(Date.now() - began)
+              await response.text()
+            },
+            () => undefined,
+          ),
+        )
+        await sleep(5)
+      }
+      await Promise.all(requests)
+      endStream()
+      const elapsed = Date.now() - began
+      // Not wedged: every second after the first one served something (a wedge lasts as long as the
+      // stream; a second leaves room for a noisy machine).
+      for (let t = 1000; t + 1000 <= elapsed - 500; t += 1000) {
+        expect(served.some((at) => at >= t && at < t + 1000)).toBe(true)
+      }
+      expect(served.length).toBeGreaterThan(0.5 * 100 * 3)
+    }, 20_000)
+
     it('exposes the request signal, aborted once the client leaves', async () => {
       let seen: AbortSignal | undefined
       const server = await start({ maxConcurrency: 4 }, [
