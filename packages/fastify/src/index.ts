@@ -27,7 +27,15 @@ export interface BackpressureRouteConfig {
 }
 
 /** The core's options and HTTP options; `skip`, `priority` and `metrics.guard` receive the FastifyRequest. */
-export type FastifyBackpressureOptions = HttpBackpressureOptions<FastifyRequest>
+export interface FastifyBackpressureOptions extends HttpBackpressureOptions<FastifyRequest> {
+  /**
+   * Admit once Fastify has read and parsed the body (a `preValidation` hook) instead of on arrival
+   * (`onRequest`). A slow or silent body then never holds a slot (no `bodyTimeoutMs` 408 needed), but
+   * every request that is then shed has had its body read and parsed first. See docs/slow-bodies.md.
+   * @default false
+   */
+  readonly admitAfterBody?: boolean
+}
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -90,7 +98,12 @@ function routeSetting(route: RouteOptions): number | undefined | false {
 
 // Async, so an invalid option rejects `register` (avvio does not catch a callback plugin's throw).
 const plugin: FastifyPluginAsync<FastifyBackpressureOptions> = async (fastify, options) => {
-  const http = new HttpBackpressure<FastifyRequest>(options)
+  const { admitAfterBody, ...httpOptions } = options
+  if (admitAfterBody !== undefined && typeof admitAfterBody !== 'boolean') {
+    throw new InvalidOptionError('admitAfterBody', 'a boolean', admitAfterBody)
+  }
+  const stage = admitAfterBody === true ? 'preValidation' : 'onRequest'
+  const http = new HttpBackpressure<FastifyRequest>(httpOptions)
   const defaultHook = admissionHook(http, undefined)
 
   // Routes get their own hook (first among their onRequest hooks), as @fastify/rate-limit does.
@@ -114,8 +127,8 @@ const plugin: FastifyPluginAsync<FastifyBackpressureOptions> = async (fastify, o
       return result
     } as typeof handler
     const hook = setting === undefined ? defaultHook : admissionHook(http, setting)
-    const own = route.onRequest
-    route.onRequest = own === undefined ? [hook] : [hook, ...(Array.isArray(own) ? own : [own])]
+    const own = route[stage]
+    route[stage] = own === undefined ? [hook] : [hook, ...(Array.isArray(own) ? own : [own])]
   })
   // Requests no route matches (health, readiness and metrics need no route) reach the 404 handler,
   // which runs the app's onRequest hooks; routed requests already went through their route's hook.

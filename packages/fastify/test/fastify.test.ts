@@ -1,3 +1,4 @@
+import { connect, type Socket } from 'node:net'
 import { PassThrough } from 'node:stream'
 import { BackpressureController, BackpressureError } from '@backpressure/core'
 import Fastify, { type FastifyInstance } from 'fastify'
@@ -340,5 +341,44 @@ describe('@backpressure/fastify app.close()', () => {
     app.server.closeAllConnections()
     await closed
     apps.splice(apps.indexOf(app), 1)
+  })
+})
+
+describe('@backpressure/fastify admitAfterBody', () => {
+  it('admits after the body is parsed: silent bodies hold no slot, honest clients are served at once', async () => {
+    const app = await makeApp({ maxConcurrency: 4, admitAfterBody: true })
+    app.post('/upload', async (request) => `got ${String(request.body).length}`)
+    app.get('/work', async () => 'work')
+    const url = await listen(app)
+    const { port } = new URL(url)
+    const sockets = await Promise.all(
+      Array.from(
+        { length: 4 },
+        () =>
+          new Promise<Socket>((resolve) => {
+            const socket = connect(Number(port), '127.0.0.1', () => resolve(socket))
+            socket.on('error', () => {})
+          }),
+      ),
+    )
+    for (const socket of sockets) {
+      socket.write(
+        'POST /upload HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 1000\r\n\r\n',
+      )
+    }
+    const honest = await fetch(`${url}/work`)
+    expect(honest.status).toBe(200)
+    await honest.text()
+    expect(app.backpressure.stats().admitted).toBe(1)
+    expect(app.backpressure.inFlight).toBe(0)
+    for (const socket of sockets) socket.end('x'.repeat(1000))
+    await until(app.backpressure, (stats) => stats.admitted === 5 && stats.inFlight === 0)
+    for (const socket of sockets) socket.destroy()
+  })
+
+  it('rejects a non-boolean admitAfterBody at register', async () => {
+    await expect(makeApp({ admitAfterBody: 'yes' as never })).rejects.toThrow(
+      'Expected `admitAfterBody` to be a boolean, got `"yes"` (string)',
+    )
   })
 })
