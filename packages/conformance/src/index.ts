@@ -731,3 +731,4 @@ export function runConformanceSuite(harness: AdapterHarness): void {
     })
   })
 }
+export { runMetricsConformance } from './metrics-conformance.js'

@@ -261,7 +261,7 @@ export class HttpBackpressure<Req> {
     ) {
       return this.readiness()
     }
-    if (method === 'GET' && path === this.metricsRoute.path) {
+    if ((method === 'GET' || method === 'HEAD') && path === this.metricsRoute.path) {
       return this.metrics(req, (res.req as IncomingMessage | undefined)?.headers.accept)
     }
     if (routePriority === false) return PASS

@@ -1,0 +1,4 @@
+import { runMetricsConformance } from '@backpressure/conformance'
+import { koaHarness } from './harness.js'
+
+runMetricsConformance(koaHarness)
