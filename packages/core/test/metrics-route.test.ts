@@ -1,11 +1,13 @@
 import { EventEmitter } from 'node:events'
 import type { ServerResponse } from 'node:http'
 import Negotiator from 'negotiator'
-import { describe, expect, it } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 import {
   HttpBackpressure,
   type HttpBackpressureOptions,
   type HttpResponse,
+  InvalidOptionError,
+  ManualClock,
   PASS,
   PROMETHEUS_CONTENT_TYPE,
   seededRandom,
@@ -91,6 +93,22 @@ describe('/metrics content negotiation', () => {
 
   it.each(table)('Accept %j gets %s (%s)', async (accept, form) => {
     expect(await formFor(layer(), accept)).toBe(form)
+  })
+
+  it('does not read an Accept header longer than 1024 characters: the text', async () => {
+    const padded = (length: number) => `application/json, text/plain;q=0.5, x/${'y'.repeat(length - 38)}`
+    expect(padded(1024)).toHaveLength(1024)
+    expect(await formFor(layer(), padded(1024))).toBe('json')
+    expect(await formFor(layer(), padded(1025))).toBe('text')
+  })
+
+  it('answers each of alternating headers by its own ranges', async () => {
+    const http = layer({ metrics: { cacheMs: 0 } })
+    for (let i = 0; i < 4; i++) {
+      expect(await formFor(http, 'application/json')).toBe('json')
+      expect(await formFor(http, 'application/json;q=0')).toBe('text')
+      expect(await formFor(http, undefined)).toBe('text')
+    }
   })
 
   /**
@@ -208,5 +226,92 @@ describe('HEAD /metrics', () => {
       responseFor(undefined),
     )) as HttpResponse
     expect(response.status).toBe(403)
+  })
+})
+
+describe('the rendering is cached for metrics.cacheMs', () => {
+  const flood = async (http: HttpBackpressure<unknown>, count: number, accept?: string) => {
+    const bodies = new Set<string>()
+    for (let i = 0; i < count; i++) {
+      const method = i % 2 === 0 ? 'GET' : 'HEAD'
+      const response = (await http.decide(undefined, method, '/metrics', responseFor(accept))) as HttpResponse
+      expect(response.status).toBe(200)
+      bodies.add(response.body)
+    }
+    return bodies
+  }
+
+  it('renders once per interval (1 s by default) however many scrapes arrive, per form', async () => {
+    const clock = new ManualClock(0)
+    const http = layer({ clock })
+    const stats = vi.spyOn(http.controller, 'stats')
+    expect(await flood(http, 1000)).toHaveProperty('size', 1)
+    expect(stats).toHaveBeenCalledTimes(1)
+    // The JSON form is cached apart: one more reading for it, then none.
+    expect(await flood(http, 1000, 'application/json')).toHaveProperty('size', 1)
+    expect(stats).toHaveBeenCalledTimes(2)
+
+    // What happened meanwhile shows once the interval is over, not before.
+    http.controller.rejectWith('queue_full')
+    clock.advance(999)
+    const [stale] = await flood(http, 10)
+    expect(stale).toMatch(/reason="queue_full"\} 0$/m)
+    expect(stats).toHaveBeenCalledTimes(2)
+    clock.advance(1)
+    const [fresh] = await flood(http, 10)
+    expect(fresh).toMatch(/reason="queue_full"\} 1$/m)
+    expect(stats).toHaveBeenCalledTimes(3)
+  })
+
+  it('renders every scrape with cacheMs: 0', async () => {
+    const http = layer({ clock: new ManualClock(0), metrics: { cacheMs: 0 } })
+    const stats = vi.spyOn(http.controller, 'stats')
+    await flood(http, 20)
+    expect(stats).toHaveBeenCalledTimes(20)
+  })
+
+  it('still asks the guard on every request', async () => {
+    let allowed = true
+    const http = layer({ clock: new ManualClock(0), metrics: { guard: () => allowed } })
+    expect(((await http.metrics(undefined, undefined)) as HttpResponse).status).toBe(200)
+    allowed = false
+    expect(((await http.metrics(undefined, undefined)) as HttpResponse).status).toBe(403)
+  })
+
+  it('shares one call of a custom render between concurrent scrapes, and does not keep a failure', async () => {
+    const clock = new ManualClock(0)
+    let calls = 0
+    let fail = true
+    const render = async () => {
+      calls++
+      await new Promise((resolve) => setTimeout(resolve, 1))
+      if (fail) throw new Error('registry broke')
+      return { contentType: 'text/plain; version=0.0.4', body: `render ${calls}\n` }
+    }
+    const http = layer({ clock, metrics: { render } })
+    const failed = await Promise.allSettled([
+      http.metrics(undefined, undefined),
+      http.metrics(undefined, undefined),
+    ])
+    expect(failed.map((result) => result.status)).toEqual(['rejected', 'rejected'])
+    expect(calls).toBe(1)
+    fail = false
+    const answers = await Promise.all(Array.from({ length: 50 }, () => http.metrics(undefined, undefined)))
+    expect(new Set(answers.map((answer) => answer.body))).toEqual(new Set(['render 2\n']))
+    expect(calls).toBe(2)
+    clock.advance(1000)
+    expect((await http.metrics(undefined, undefined)).body).toBe('render 3\n')
+  })
+
+  it.each([
+    [-1, '`-1` (number)'],
+    [Number.NaN, '`NaN` (number)'],
+    [Number.POSITIVE_INFINITY, '`Infinity` (number)'],
+    [60_001, '`60001` (number)'],
+    ['1000', '`"1000"` (string)'],
+  ])('rejects metrics.cacheMs %s', (cacheMs, given) => {
+    const make = () => layer({ metrics: { cacheMs: cacheMs as number } })
+    expect(make).toThrow(InvalidOptionError)
+    expect(make).toThrow(`Expected \`metrics.cacheMs\` to be a number from 0 to 60000, got ${given}`)
   })
 })
