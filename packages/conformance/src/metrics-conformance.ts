@@ -107,6 +107,34 @@ export function runMetricsConformance(harness: AdapterHarness): void {
       expect(refused.rest).toBe('')
     })
 
+    it('keeps /health healthy while clients send deadlines already spent (x-request-timeout-ms: 0)', async () => {
+      const server = await start({ deadlineHeader: 'x-request-timeout-ms', maxConcurrency: 4 })
+      const spent = await Promise.all(
+        Array.from({ length: 50 }, async () => {
+          const response = await fetch(`${server.url}/work`, { headers: { 'x-request-timeout-ms': '0' } })
+          return { status: response.status, body: (await response.json()) as { reason: string } }
+        }),
+      )
+      for (const { status, body } of spent) {
+        expect(status).toBe(503)
+        expect(body.reason).toBe('deadline_exceeded')
+      }
+      const health = await fetch(`${server.url}/health`)
+      expect(health.status).toBe(200)
+      expect(await health.json()).toMatchObject({
+        status: 'healthy',
+        backpressure_active: false,
+        rejection_rate: 0,
+        rejections: { deadline_exceeded: 50 },
+      })
+      const exposition = await (await fetch(`${server.url}/metrics`)).text()
+      expect(exposition).toMatch(/^backpressure_active\{controller="default"\} 0$/m)
+      expect(exposition).toMatch(/^backpressure_rejections_total\{[^}]*reason="deadline_exceeded"\} 50$/m)
+      const served = await fetch(`${server.url}/work`, { headers: { 'x-request-timeout-ms': '5000' } })
+      expect(served.status).toBe(200)
+      await served.text()
+    })
+
     it.each(NEGOTIATION)('negotiates Accept %j to the %s form', async (accept, form) => {
       const server = await start({})
       const response = await fetch(`${server.url}/metrics`, { headers: { accept } })

@@ -71,7 +71,7 @@ export {
 export { metricsJson, PROMETHEUS_CONTENT_TYPE, renderPrometheus } from './metrics-text.js'
 export type { ProcessSample, ProcessSampler } from './process-signals.js'
 export type { RetryAfterContext, RetryAfterOption } from './retry-after.js'
-export type { BackpressureStats } from './stats.js'
+export { type BackpressureStats, CLIENT_CAUSED_REASONS } from './stats.js'
 export {
   MemoryTokenBucketStore,
   type TokenBucketAnswer,
