@@ -739,5 +739,6 @@ export function runConformanceSuite(harness: AdapterHarness): void {
   })
 }
 
+export { runMetricsConformance } from './metrics-conformance.js'
 export { runPermitSuite } from './permit.js'
 export { type RouteMatchingHarness, type RouterRoute, runRouteMatchingSuite } from './route-matching.js'

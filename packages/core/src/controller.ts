@@ -20,7 +20,7 @@ import { type ConcurrencyLimit, FixedLimit, type LimitOption, resolveLimit } fro
 import { PriorityQueue, QueueEntry } from './priority-queue.js'
 import { createNodeSampler, type ProcessSampler, ProcessSignals } from './process-signals.js'
 import { type RetryAfterOption, type RetryAfterPolicy, resolveRetryAfter } from './retry-after.js'
-import type { BackpressureStats } from './stats.js'
+import { type BackpressureStats, isClientCaused, overloadRejectionRate } from './stats.js'
 import {
   assertObject,
   booleanOption,
@@ -507,7 +507,7 @@ export class BackpressureController {
       abandoned: this.abandonedCount,
       bodyTimeouts: this.bodyTimeoutCount,
       rejections,
-      rejectionRate: this.requestCount === 0 ? 0 : this.rejectedCount / this.requestCount,
+      rejectionRate: overloadRejectionRate(this.requestCount, this.rejectedCount, rejections),
       throughputPerSecond: this.throughputPerSecond,
       backpressureActive: active,
       activeSeconds: activeMs / 1000,
@@ -690,8 +690,9 @@ export class BackpressureController {
     this.rejectedCount++
     this.rejectionCounts[reason]++
     if (reason === 'queue_delay') this.lastDelayShedAt = now
-    // A client that left is not pressure, and a rate limit is per client, not the server's state.
-    if (reason !== 'aborted' && reason !== 'rate_limited') this.markPressure(now)
+    // A client that left, spent its own rate limit or declared a deadline already spent is not pressure:
+    // any client could otherwise turn health to degraded.
+    if (!isClientCaused(reason)) this.markPressure(now)
     // A caller's own number (a duck-typed breaker's 0.25, a store's 1e22) is made a valid header here,
     // once for every rejectWith caller.
     const seconds =

@@ -11,7 +11,8 @@ import {
   resolveRateLimit,
   setRateLimitHeaders,
 } from './http-rate-limit.js'
-import { metricsJson, PROMETHEUS_CONTENT_TYPE, renderPrometheus } from './metrics-text.js'
+import { type MetricsOptions, MetricsRoute } from './metrics-route.js'
+import { metricsJson } from './metrics-text.js'
 import { attachState, clientGone, RequestState, statesOf, trackWork } from './request-state.js'
 import {
   type CompiledRoutes,
@@ -24,6 +25,7 @@ import { type TokenBucketResult, wholeSecondsAfter } from './token-bucket.js'
 import { assertObject, functionOption, numberOption } from './validate.js'
 
 export type { RateLimitOptions } from './http-rate-limit.js'
+export type { MetricsExposition, MetricsOptions } from './metrics-route.js'
 export type { RouteRule } from './route-table.js'
 
 /** A response the HTTP layer decided on; each adapter writes it with its framework's API. */
@@ -31,24 +33,6 @@ export interface HttpResponse {
   readonly status: number
   readonly headers: Readonly<Record<string, string>>
   readonly body: string
-}
-
-/** What `metrics.render` returns: the exposition of a registry of the user's, for example. */
-export interface MetricsExposition {
-  readonly contentType: string
-  readonly body: string
-}
-
-export interface MetricsOptions<Req> {
-  /** @default '/metrics' */
-  readonly path?: string
-  /** Answer only when this returns true (403 otherwise), e.g. to allow scrapers' addresses only. */
-  readonly guard?: (req: Req) => boolean
-  /**
-   * Renders the Prometheus text. By default, the controller's own metrics; `@backpressure/prometheus`
-   * gives a renderer over a prom-client registry that holds yours too.
-   */
-  readonly render?: () => MetricsExposition | Promise<MetricsExposition>
 }
 
 /** What a rejected request looked like, for logging. Built only when `onReject` is set. */
@@ -167,9 +151,7 @@ export class HttpBackpressure<Req> {
   private readonly skip: ((req: Req) => boolean) | undefined
   private readonly healthPath: string | undefined
   private readonly readinessPath: string | undefined
-  private readonly metricsPath: string | undefined
-  private readonly metricsGuard: ((req: Req) => boolean) | undefined
-  private readonly metricsRender: (() => MetricsExposition | Promise<MetricsExposition>) | undefined
+  private readonly metricsRoute: MetricsRoute<Req>
   private readonly onReject: ((info: RejectInfo, req: Req) => void) | undefined
   private readonly routes: CompiledRoutes | undefined
   private readonly deadlineHeader: string | undefined
@@ -211,17 +193,7 @@ export class HttpBackpressure<Req> {
     this.onReject = functionOption('onReject', options.onReject)
     this.healthPath = pathOption('healthPath', options.healthPath, '/health')
     this.readinessPath = pathOption('readinessPath', options.readinessPath, '/ready')
-    const metrics = options.metrics
-    if (metrics === false) {
-      this.metricsPath = undefined
-      this.metricsGuard = undefined
-      this.metricsRender = undefined
-    } else {
-      if (metrics !== undefined) assertObject('metrics', metrics as unknown)
-      this.metricsPath = pathOption('metrics.path', metrics?.path, '/metrics')
-      this.metricsGuard = functionOption('metrics.guard', metrics?.guard)
-      this.metricsRender = functionOption('metrics.render', metrics?.render)
-    }
+    this.metricsRoute = new MetricsRoute(options.metrics, this.controller)
     this.routes = compileRoutes(options.routes)
     const deadlineHeader = options.deadlineHeader
     if (
@@ -305,7 +277,7 @@ export class HttpBackpressure<Req> {
     ) {
       return this.readiness()
     }
-    if (method === 'GET' && this.metricsPath !== undefined && path === this.metricsPath) {
+    if ((method === 'GET' || method === 'HEAD') && path === this.metricsRoute.path) {
       return this.metrics(req, (res.req as IncomingMessage | undefined)?.headers.accept)
     }
     if (routePriority === false) return PASS
@@ -483,25 +455,7 @@ export class HttpBackpressure<Req> {
   }
 
   metrics(req: Req, accept: string | undefined): HttpResponse | Promise<HttpResponse> {
-    if (this.metricsGuard !== undefined && !this.metricsGuard(req)) {
-      return json(403, { error: 'Forbidden' })
-    }
-    if (accept?.includes('application/json')) return json(200, metricsJson(this.controller.stats()))
-    if (this.metricsRender === undefined) {
-      return respond(
-        200,
-        { 'content-type': PROMETHEUS_CONTENT_TYPE, 'cache-control': 'no-store' },
-        renderPrometheus([this.controller.stats()]),
-      )
-    }
-    return Promise.resolve(this.metricsRender()).then(
-      (exposition): HttpResponse =>
-        respond(
-          200,
-          { 'content-type': exposition.contentType, 'cache-control': 'no-store' },
-          exposition.body,
-        ),
-    )
+    return this.metricsRoute.respond(req, accept)
   }
 
   private deadlineOf(res: ServerResponse): number | undefined {

@@ -72,7 +72,7 @@ export { metricsJson, PROMETHEUS_CONTENT_TYPE, renderPrometheus } from './metric
 export type { ProcessSample, ProcessSampler } from './process-signals.js'
 export { requestSignal } from './request-state.js'
 export type { RetryAfterContext, RetryAfterOption } from './retry-after.js'
-export type { BackpressureStats } from './stats.js'
+export { type BackpressureStats, CLIENT_CAUSED_REASONS } from './stats.js'
 export {
   MemoryTokenBucketStore,
   type TokenBucketAnswer,

@@ -1,5 +1,55 @@
 import type { HistogramSnapshot } from './cumulative-histogram.js'
-import type { RejectionReason } from './errors.js'
+import { REJECTION_REASON_LIST, type RejectionReason } from './errors.js'
+
+/**
+ * Which rejections the client caused rather than a lack of capacity: it left while queued (`aborted`),
+ * spent its own rate limit (`rate_limited`), or declared a deadline that passed before its work could
+ * start (`deadline_exceeded`: anyone can send `x-request-timeout-ms: 0`). They are counted by reason
+ * like every other, but they do not make backpressure active (so `/health` stays `healthy`), and they
+ * are left out of `rejectionRate` and of the rejection-rate alert. Every reason must be classed here.
+ */
+const CLIENT_CAUSED: Readonly<Record<RejectionReason, boolean>> = {
+  queue_full: false,
+  displaced: false,
+  queue_timeout: false,
+  queue_delay: false,
+  concurrency_limit: false,
+  latency: false,
+  event_loop_delay: false,
+  event_loop_utilization: false,
+  heap: false,
+  rss: false,
+  deadline_exceeded: true,
+  circuit_open: false,
+  shutting_down: false,
+  aborted: true,
+  rate_limited: true,
+}
+
+/** The rejection reasons a client causes itself, which are not overload (see `rejectionRate`). */
+export const CLIENT_CAUSED_REASONS: readonly RejectionReason[] = Object.freeze(
+  REJECTION_REASON_LIST.filter((reason) => CLIENT_CAUSED[reason]),
+)
+
+export function isClientCaused(reason: RejectionReason): boolean {
+  return CLIENT_CAUSED[reason]
+}
+
+/**
+ * Rejections for lack of capacity among the requests the server could have served: client-caused
+ * rejections are left out of both sides, so a flood of spent deadlines neither raises the rate nor
+ * dilutes a real overload's.
+ */
+export function overloadRejectionRate(
+  requests: number,
+  rejected: number,
+  rejections: Readonly<Record<RejectionReason, number>>,
+): number {
+  let clientCaused = 0
+  for (const reason of CLIENT_CAUSED_REASONS) clientCaused += rejections[reason]
+  const servable = requests - clientCaused
+  return servable <= 0 ? 0 : (rejected - clientCaused) / servable
+}
 
 /** A point-in-time snapshot of a controller, for health checks, metrics and tests. */
 export interface BackpressureStats {
@@ -26,10 +76,13 @@ export interface BackpressureStats {
   /** Requests answered 408 because their body had not arrived within the body timeout. */
   readonly bodyTimeouts: number
   readonly rejections: Readonly<Record<RejectionReason, number>>
-  /** rejected / requests since start (0–1). */
+  /**
+   * Rejections for lack of capacity / requests since start (0–1), both without the rejections the
+   * client caused (`aborted`, `rate_limited`, `deadline_exceeded`: `CLIENT_CAUSED_REASONS`).
+   */
   readonly rejectionRate: number
   readonly throughputPerSecond: number
-  /** True while requests are being queued or shed, and for a second after. */
+  /** True while requests are queued near the bound or shed for overload, and for a second after. */
   readonly backpressureActive: boolean
   /** Total seconds backpressure has been active since start. */
   readonly activeSeconds: number

@@ -1,0 +1,4 @@
+import { runMetricsConformance } from '@backpressure/conformance'
+import { fastifyHarness } from './harness.js'
+
+runMetricsConformance(fastifyHarness)

@@ -1,0 +1,4 @@
+import { runMetricsConformance } from '@backpressure/conformance'
+import { harness as koaHarness } from './harness.js'
+
+runMetricsConformance(koaHarness)
