@@ -190,6 +190,8 @@ export function runPermitSuite(harness: AdapterHarness): void {
       expect(server.controller.stats().abandoned).toBe(1)
       expect(abandoned).toHaveLength(1)
       expect(abandoned[0]).toBeGreaterThanOrEqual(150)
+      const metrics = await (await fetch(`${server.url}/metrics`)).text()
+      expect(metrics).toMatch(/^backpressure_abandoned_permits_total\{controller="default"\} 1$/m)
       const fresh = await fetch(`${server.url}/work`)
       expect(fresh.status).toBe(200)
       await fresh.text()

@@ -64,6 +64,20 @@ export const SCALAR_FAMILIES: readonly ScalarFamily[] = [
     read: (s) => s.limit,
   },
   {
+    name: 'backpressure_abandoned_permits_total',
+    type: 'counter',
+    help: 'Permits released after the abandonment bound: the client left and the route never ended.',
+    aggregator: 'sum',
+    read: (s) => s.abandoned,
+  },
+  {
+    name: 'backpressure_body_timeouts_total',
+    type: 'counter',
+    help: 'Requests answered 408 because their body did not arrive within the body timeout.',
+    aggregator: 'sum',
+    read: (s) => s.bodyTimeouts,
+  },
+  {
     name: 'backpressure_active',
     type: 'gauge',
     help: '1 while requests are being queued or shed, else 0.',

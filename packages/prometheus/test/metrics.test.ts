@@ -110,6 +110,8 @@ describe('registerBackpressureMetrics', () => {
       'backpressure_concurrency_limit',
       'backpressure_active',
       'backpressure_active_seconds_total',
+      'backpressure_abandoned_permits_total',
+      'backpressure_body_timeouts_total',
       'backpressure_request_duration_seconds',
       'backpressure_queue_wait_seconds',
       'backpressure_retry_after_seconds',
