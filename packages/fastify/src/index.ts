@@ -31,7 +31,7 @@ export interface FastifyBackpressureOptions extends HttpBackpressureOptions<Fast
   /**
    * Admit once Fastify has read and parsed the body (a `preValidation` hook) instead of on arrival
    * (`onRequest`). A slow or silent body then never holds a slot (no `bodyTimeoutMs` 408 needed), but
-   * every request that is then shed has had its body read and parsed first. See docs/slow-bodies.md.
+   * every request that is then shed has had its body read and parsed first. See docs/permits.md.
    * @default false
    */
   readonly admitAfterBody?: boolean
