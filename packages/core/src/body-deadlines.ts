@@ -45,7 +45,8 @@ export class BodyDeadlines {
       this.states[this.head] = undefined
       this.head++
       const req = state.res.req as IncomingMessage
-      if (state.permit !== undefined && !state.gone && !req.complete) this.onTimeout(state)
+      // Only a request still holding its slot: once released, its connection may serve another request.
+      if (state.holding && !state.gone && !req.complete) this.onTimeout(state)
     }
     // Drop the consumed front now and then, so the arrays stay as long as the requests pending.
     if (this.head > 1024 && this.head * 2 > this.states.length) {

@@ -101,6 +101,11 @@ export class RequestState implements AbortSignalLike {
     return controller.signal
   }
 
+  /** Whether the request holds its permit now (admitted, not yet released). */
+  get holding(): boolean {
+    return this.permit !== undefined && !this.done
+  }
+
   /** Holds an admitted request's permit; a pipelined response is watched on its socket too. */
   hold(permit: Permit, socket: Socket | null): void {
     this.permit = permit

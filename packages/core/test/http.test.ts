@@ -1,5 +1,5 @@
 import { createServer, type Server } from 'node:http'
-import type { AddressInfo } from 'node:net'
+import { type AddressInfo, connect } from 'node:net'
 import { afterEach, describe, expect, it } from 'vitest'
 import { HttpBackpressure, type HttpBackpressureOptions, PASS } from '../src/index.js'
 
@@ -157,5 +157,30 @@ describe('layers and priority functions', () => {
     expect(http.controller.stats().requests).toBe(0)
     expect(http.decide({ headers: { 'x-priority': '5' } }, 'GET', '/', res)).toBe(PASS)
     expect(http.controller.stats().admitted).toBe(1)
+  })
+})
+
+describe('body timeout', () => {
+  it('leaves alone a request that was answered and released before its body finished', async () => {
+    const http = new HttpBackpressure<unknown>({ maxConcurrency: 2, bodyTimeoutMs: 100 })
+    server = createServer((req, res) => {
+      const decision = http.decide(req, req.method ?? 'GET', req.url ?? '/', res)
+      if (decision === PASS) res.end('ok')
+    })
+    await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve))
+    const { port } = server.address() as AddressInfo
+    const socket = connect(port, '127.0.0.1')
+    let received = ''
+    let closed = false
+    socket.on('data', (chunk) => (received += String(chunk)))
+    socket.on('close', () => (closed = true))
+    socket.write('POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n12345')
+    await until(() => received.includes('ok'))
+    await until(() => http.controller.inFlight === 0)
+    await new Promise((resolve) => setTimeout(resolve, 250))
+    expect(http.controller.stats().bodyTimeouts).toBe(0)
+    expect(closed).toBe(false)
+    expect(received).not.toContain('408')
+    socket.destroy()
   })
 })

@@ -63,6 +63,8 @@ export function backpressure(options: BackpressureExpressOptions = {}): Backpres
   }
 
   const errorHandler: ErrorRequestHandler = (error, _req, res, next) => {
+    // The route has ended (with an error): a client that left no longer needs its slot kept.
+    http.routeEnded(res)
     const response = http.errorResponse(error)
     // Once the route has started its response there is nothing left to replace; Express ends it.
     if (response === undefined || res.headersSent) next(error)
