@@ -1,25 +1,30 @@
 /**
- * `pnpm bench`: every tier in one run — micro, macro (the overload matrix, the CPU-bound variant and the
- * capacity steps), overhead — then raw JSON to benchmarks/results/ and docs/benchmarks.md regenerated.
+ * `pnpm bench`: every tier in one run — micro, macro (the overload matrix, the CPU-bound variant, the
+ * capacity steps and clients that leave), overhead, retry storm — then raw JSON to benchmarks/results/
+ * and docs/benchmarks.md regenerated.
  *
- *   pnpm bench            the full run (about 10 minutes on 2 cores)
+ *   pnpm bench            the full run (about 18 minutes on 2 cores)
  *   pnpm bench --quick    a one-minute look: fewer systems, loads and rounds, shorter phases
  *   pnpm bench --only macro,step --systems express,ours-express
+ *   pnpm bench --only leave --merge
+ *                         one tier, written into the existing results (and report) in place of that
+ *                         tier's old figures, the other tiers kept as they were
  *   BACKPRESSURE_BENCH_OPTIONS='{"maxConcurrency":{"tolerance":0.2}}' pnpm bench --quick
  *                         the "default options" rows with these options instead
  */
-import { mkdirSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { cpus, loadavg } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import autocannon from 'autocannon'
 import { ioScenario, type PhaseResult, runPhase, type Scenario, stepSummary } from './macro.js'
+import { mergeTiers, TIERS } from './merge.js'
 import { runMicro } from './micro.js'
 import { runOverhead } from './overhead.js'
 import { startServer } from './proc.js'
 import { writeReport } from './report.js'
 import { type RetryStormResult, runRetryStorm } from './retry-storm.js'
 import { round } from './stats.js'
-import { SYSTEMS } from './systems.js'
+import { FIXED_SYSTEMS, fixedOptions, SYSTEMS } from './systems.js'
 
 export interface StepRun {
   readonly system: string
@@ -33,6 +38,23 @@ export type CompactPhase = Omit<PhaseResult, 'rssSeries' | 'limitSeries' | 'load
   load: Omit<PhaseResult['load'], 'perSecond'>
   rssEndBytes: number
   limitMedian: number | null
+}
+
+/** The clients-leave tier: ours under a fixed limit at 10×, clients timing out at their deadline, several runs. */
+export interface ClientsLeaveResults {
+  readonly scenario: Scenario
+  readonly multiple: number
+  /** Each run measures every system at each of these client deadlines. */
+  readonly deadlinesMs: number[]
+  readonly durationMs: number
+  readonly runs: number
+  readonly options: ReturnType<typeof fixedOptions>
+  /** When and how this tier was measured: with --merge, not the rest of the file's run. */
+  readonly startedAt: string
+  readonly command: string
+  readonly loadavgStart: number[]
+  readonly loadavgEnd: number[]
+  readonly phases: (CompactPhase & { run: number })[]
 }
 
 export interface BenchResults {
@@ -65,6 +87,7 @@ export interface BenchResults {
     calibration: string
   }
   readonly steps?: StepRun[]
+  readonly clientsLeave?: ClientsLeaveResults
   readonly overhead?: Awaited<ReturnType<typeof runOverhead>>
   readonly retryStorm?: RetryStormResult
 }
@@ -75,8 +98,9 @@ const flag = (name: string): string[] | undefined => {
   const i = args.indexOf(name)
   return i === -1 ? undefined : (args[i + 1] ?? '').split(',').filter(Boolean)
 }
-const only = new Set(flag('--only') ?? ['micro', 'macro', 'cpu', 'step', 'overhead', 'retry'])
+const only = new Set<string>(flag('--only') ?? TIERS)
 const systemsFlag = flag('--systems')
+const merge = args.includes('--merge')
 
 const QUICK_SYSTEMS = [
   'express',
@@ -101,6 +125,14 @@ const CPU_SYSTEMS = [
   'ours-express-tuned',
 ]
 const cpuMultiples = quick ? [] : [2, 5]
+
+/**
+ * The clients-leave tier's client deadlines: the macro tier's 1 s, where clients leave only once the
+ * server falls behind (as in the issue "a permit nobody can steal"), and 100 ms, which the slow tail
+ * of answers at 10× passes, so clients hang up while their query still runs in most runs and the
+ * check does not pass merely by testing nothing (its "left mid-route" count shows which runs did).
+ */
+const LEAVE_DEADLINES_MS = [1000, 100]
 
 const began = performance.now()
 const log = (line: string): void => {
@@ -264,6 +296,56 @@ if (only.has('step')) {
   }
 }
 
+if (only.has('leave')) {
+  const scenario = ioScenario()
+  const systems = systemsFlag ?? (quick ? ['ours-express-fixed'] : FIXED_SYSTEMS.map((s) => s.name))
+  const runs = 3
+  const multiple = 10
+  const options = fixedOptions(scenario)
+  const startedAt = new Date().toISOString()
+  const loadavgStart = loadavg().map((v) => round(v, 2))
+  log(
+    `clients leave: ${systems.join(', ')} with { maxConcurrency: ${options.maxConcurrency}, maxQueueDepth: ${options.maxQueueDepth} } at ${multiple}× C, client deadlines ${LEAVE_DEADLINES_MS.join(' and ')} ms, ${runs} runs of ${phaseMs} ms`,
+  )
+  const phases: ClientsLeaveResults['phases'] = []
+  for (let run = 1; run <= runs; run++) {
+    for (const deadlineMs of LEAVE_DEADLINES_MS) {
+      for (const system of systems) {
+        try {
+          const phase = compact(
+            await runPhase({
+              system,
+              scenario: { ...scenario, deadlineMs },
+              multiple,
+              durationMs: phaseMs,
+              drainMs: 3000,
+            }),
+          )
+          phases.push({ ...phase, run })
+          log(
+            `  run ${run}, ${deadlineMs} ms deadline: ${describe(phase)}; departed ${phase.departedQueries} of ${phase.queries}, routes for clients known gone ${phase.routesForGone}, left mid-route ${phase.routesLeftMidway}, route bodies at once ≤ ${phase.maxRoutes}, pool ≤ ${phase.maxPoolBusy}, abandoned ${phase.abandoned ?? '–'}, in flight after ${phase.inFlightAfter ?? '–'}`,
+          )
+        } catch (error) {
+          log(`  ${system}: skipped (${error instanceof Error ? error.message : String(error)})`)
+        }
+      }
+    }
+  }
+  results.clientsLeave = {
+    scenario,
+    multiple,
+    deadlinesMs: LEAVE_DEADLINES_MS,
+    durationMs: phaseMs,
+    runs,
+    options,
+    startedAt,
+    command: results.command,
+    loadavgStart,
+    loadavgEnd: loadavg().map((v) => round(v, 2)),
+    phases,
+  }
+}
+
 if (only.has('overhead')) {
   log('overhead tier')
   results.overhead = await runOverhead({
@@ -295,8 +377,12 @@ results.machine.loadavgEnd = loadavg().map((v) => round(v, 2))
 const resultsDir = fileURLToPath(new URL('../results/', import.meta.url))
 mkdirSync(resultsDir, { recursive: true })
 const file = `${resultsDir}${quick ? 'quick' : 'latest'}.json`
-writeFileSync(file, `${JSON.stringify(results, null, 1)}\n`)
-log(`raw results: ${file}`)
-const written = await writeReport(results as BenchResults)
-log(`report: ${written.join(', ')}`)
+const written: BenchResults =
+  merge && existsSync(file)
+    ? mergeTiers(JSON.parse(readFileSync(file, 'utf8')) as BenchResults, results as BenchResults, only)
+    : (results as BenchResults)
+writeFileSync(file, `${JSON.stringify(written, null, 1)}\n`)
+log(`raw results: ${file}${written === results ? '' : ` (${[...only].join(', ')} merged in)`}`)
+const reported = await writeReport(written)
+log(`report: ${reported.join(', ')}`)
 log(`done in ${results.durationS} s`)

@@ -34,6 +34,16 @@ export interface PhaseResult {
   readonly rssSeries: number[]
   readonly queries: number
   readonly departedQueries: number
+  /** The most pool connections busy at once (the pool never lets it pass P) and route bodies running at once (see ChildReport). */
+  readonly maxPoolBusy: number
+  readonly maxRoutes: number
+  readonly routesForGone: number
+  readonly routesLeftMidway: number
+  readonly routesRunning: number
+  /** Our controller's books after the phase (null without one): permits released by the abandonment bound, in flight, queued. */
+  readonly abandoned: number | null
+  readonly inFlightAfter: number | null
+  readonly queueDepthAfter: number | null
   /** Mean ms a query held its pool connection: queryMs plus how late the event loop fired its timer. */
   readonly meanHoldMs: number
   readonly limitSeries: [number, number, number, number][]
@@ -46,6 +56,8 @@ export interface PhaseOptions {
   readonly multiple: number
   readonly durationMs: number
   readonly warmupMs?: number
+  /** After the load, let the server's route bodies end for up to this long before reading its books. @default 0 */
+  readonly drainMs?: number
   readonly step?: ChildConfig['step']
   readonly onProgress?: (info: {
     elapsedMs: number
@@ -102,7 +114,7 @@ export async function runPhase(options: PhaseOptions): Promise<PhaseResult> {
     const cpuAfter = cpuNs(server.pid)
     const wallMs = performance.now() - wallBefore
     clearInterval(sampler)
-    const report = await server.report()
+    const report = await server.report(options.drainMs)
     const peak = memory(server.pid).peak
     const serverCpuMs = (cpuAfter - cpuBefore) / 1e6
     return {
@@ -116,6 +128,14 @@ export async function runPhase(options: PhaseOptions): Promise<PhaseResult> {
       rssSeries,
       queries: report.queries,
       departedQueries: report.departed,
+      maxPoolBusy: report.maxPoolBusy,
+      maxRoutes: report.maxRoutes,
+      routesForGone: report.routesForGone,
+      routesLeftMidway: report.routesLeftMidway,
+      routesRunning: report.routesRunning,
+      abandoned: report.abandoned,
+      inFlightAfter: report.inFlight,
+      queueDepthAfter: report.queueDepth,
       meanHoldMs: report.meanHoldMs,
       limitSeries: report.limitSeries,
     }

@@ -15,7 +15,8 @@ export interface ServerHandle {
   readonly port: number
   readonly origin: string
   go(): void
-  report(): Promise<ChildReport>
+  /** What the server saw; `drainMs`: let its route bodies end first, for up to that long. */
+  report(drainMs?: number): Promise<ChildReport>
   kill(): Promise<void>
 }
 
@@ -51,9 +52,9 @@ export async function startServer(config: ChildConfig, timeoutMs = 20_000): Prom
     port,
     origin: `http://127.0.0.1:${port}`,
     go: () => child.send({ type: 'go' }),
-    report: () =>
+    report: (drainMs = 0) =>
       new Promise<ChildReport>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error('no report from server')), 10_000)
+        const timer = setTimeout(() => reject(new Error('no report from server')), 10_000 + drainMs)
         const onMessage = (message: ChildMessage): void => {
           if (message.type !== 'report') return
           clearTimeout(timer)
@@ -61,7 +62,7 @@ export async function startServer(config: ChildConfig, timeoutMs = 20_000): Prom
           resolve(message)
         }
         child.on('message', onMessage)
-        child.send({ type: 'report' })
+        child.send(drainMs > 0 ? { type: 'report', drainMs } : { type: 'report' })
       }),
     kill: () =>
       new Promise<void>((resolve) => {

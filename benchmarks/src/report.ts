@@ -108,10 +108,10 @@ export async function writeReport(results: BenchResults): Promise<string[]> {
     `- Machine: ${m.cpu}, ${m.cores} cores, ${m.platform}, Node ${m.node}. Load average at start ${m.loadavgStart.join(' / ')}, at end ${m.loadavgEnd.join(' / ')} (a shared, noisy machine: read ratios, not absolutes).`,
   )
   lines.push(
-    `- Run started ${results.startedAt}, took ${Math.round(results.durationS)} s: \`${results.command}\`.`,
+    `- Run started ${results.startedAt}, took ${Math.round(results.durationS)} s: \`${results.command}\`.${results.clientsLeave !== undefined && results.clientsLeave.startedAt.slice(0, 16) !== results.startedAt.slice(0, 16) ? ' The clients-leave section was measured in a later run of its own (it says when and how).' : ''}`,
   )
   lines.push(
-    '- Reproduce: `bash scripts/bootstrap.sh && pnpm bench` (full, about 10 minutes), or `pnpm bench --quick` (about a minute, written to benchmarks/results/ only). `pnpm bench --only macro --systems express,ours-express` runs a subset. Raw results: [benchmarks/results/latest.json](../benchmarks/results/latest.json).',
+    '- Reproduce: `bash scripts/bootstrap.sh && pnpm bench` (full, about 18 minutes), or `pnpm bench --quick` (about a minute, written to benchmarks/results/ only). `pnpm bench --only macro --systems express,ours-express` runs a subset, and `--merge` writes the tiers it ran into the existing results in place of their old figures. Raw results: [benchmarks/results/latest.json](../benchmarks/results/latest.json).',
   )
   lines.push(
     "- Servers run in a child process each (a fresh one per system and load, so no phase inherits another's backlog); their CPU time (per-thread scheduler time from `/proc/<pid>/task/*/schedstat`) and peak RSS (`VmHWM`) are read from outside. The load generator (a minimal HTTP/1.1 client over `node:net`: keep-alive sockets, one outstanding request each, no pipelining; a request unanswered at its deadline has its socket destroyed) runs in the parent: open loop, requests on a fixed schedule, each with a 1 s client deadline counted from its scheduled time.",
@@ -244,6 +244,9 @@ export async function writeReport(results: BenchResults): Promise<string[]> {
     }
   }
 
+  const leave = results.clientsLeave
+  if (leave !== undefined && leave.phases.length > 0) lines.push(clientsLeaveSection(leave))
+
   const cpu = results.cpu
   if (cpu !== undefined && cpu.phases.length > 0) {
     lines.push('## CPU-bound variant')
@@ -329,6 +332,38 @@ export async function writeReport(results: BenchResults): Promise<string[]> {
   return written
 }
 
+/** One row per run: the fixed limit, clients hanging up at their deadline, a route that ignores the abort. */
+function clientsLeaveSection(leave: NonNullable<BenchResults['clientsLeave']>): string {
+  const out: string[] = []
+  const s = leave.scenario
+  const o = leave.options
+  out.push('## Clients that leave under a fixed limit')
+  out.push('')
+  out.push(
+    `Ours on each adapter with a fixed limit, \`{ maxConcurrency: ${o.maxConcurrency}, maxQueueDepth: ${o.maxQueueDepth} }\` (nothing adaptive to hide a leak), at ${leave.multiple}× C (${Math.round(leave.multiple * s.capacity)} req/s) over the same pool (P = ${s.poolSize}, S = ${s.queryMs} ms), ${leave.durationMs / 1000} s per phase. Clients hang up at their deadline (the generator destroys the socket), and the route ignores the request's abort signal, so a departed client's query runs to its end: the hard case. The permit must be held until that route ends, or every hang-up lets one more route body in, they pile up in the pool's queue, more clients time out, and goodput collapses. Two deadlines: ${leave.deadlinesMs.map((d) => `${d} ms`).join(' and ')} — at 1 s (the SLA of the rest of this page, and the issue's setting) clients leave only once the server falls behind; at 100 ms the slow tail of answers at 10× passes it, so clients leave mid-route in most runs ("left mid-route" says how many). ${leave.runs} runs, interleaved, every one shown. Measured ${leave.startedAt} (load average ${leave.loadavgStart.join(' / ')} at start, ${leave.loadavgEnd.join(' / ')} at end): \`${leave.command}\`.`,
+  )
+  out.push('')
+  out.push(
+    '"Left mid-route": route bodies whose client\'s socket had closed by the time they ended. "Queries for departed clients": queries that started after their client\'s deadline. "Route bodies at once": the most route handlers running the work at once, waiting for a connection included — above the limit only if a permit was released while its route still ran; the pool itself never runs more than P ("pool"). "Abandoned": permits released by the abandonment bound (`abandonAfterMs`) after the client left and the route did not end in time ("–": a core without the count). "In flight after": permits still held once every route body had ended (or 3 s after the load, if some had not).',
+  )
+  out.push('')
+  out.push(
+    '| system | deadline | run | goodput % of C | p99 ms | 503 | timeouts | left mid-route | queries for departed clients | route bodies at once | pool | abandoned | in flight after | server CPU % of a core | query hold ms |',
+  )
+  out.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|')
+  const phases = [...leave.phases].sort(
+    (a, b) => a.system.localeCompare(b.system) || b.load.deadlineMs - a.load.deadlineMs || a.run - b.run,
+  )
+  for (const p of phases) {
+    const l = p.load
+    out.push(
+      `| ${label(p.system)} | ${l.deadlineMs} ms | ${p.run} | **${fmt(p.goodputPct, 1)}** | ${fmt(l.p99Ms)} | ${l.status503WithRetryAfter + l.status503NoRetryAfter} | ${l.timeouts} | ${p.routesLeftMidway} | **${p.departedQueries}** of ${p.queries} | **${p.maxRoutes}** | ${p.maxPoolBusy} | ${p.abandoned ?? '–'} | ${p.inFlightAfter ?? '–'}${p.routesRunning > 0 ? ` (${p.routesRunning} route bodies still running)` : ''} | ${fmt(p.serverCpuPct)} | ${p.meanHoldMs ? fmt(p.meanHoldMs, 2) : '–'} |`,
+    )
+  }
+  out.push('')
+  return out.join('\n')
+}
+
 function spread(values: number[]): string {
   if (values.length === 0) return '–'
   const sorted = [...values].sort((a, b) => a - b)
@@ -412,6 +447,26 @@ function targetsSection(results: BenchResults): string {
   out.push(
     `| queries run for departed clients at 10× | ≈ 0 (unprotected in DESIGN: 3191 of 3639) | ${oursDefault.map((s) => departed(s, 10)).join(', ')} | ${oursTuned.map((s) => departed(s, 10)).join(', ')} | unprotected Express ${departed('express', 10)}; p-queue guard ${departed('p-queue-guard', 10)} | – |`,
   )
+  const leave = results.clientsLeave
+  if (leave !== undefined && leave.phases.length > 0) {
+    const cells = [...new Set(leave.phases.map((p) => p.system))].map((system) => {
+      const mine = leave.phases.filter((p) => p.system === system)
+      const perDeadline = leave.deadlinesMs
+        .map((d) => {
+          const runs = mine.filter((p) => p.load.deadlineMs === d)
+          if (runs.length === 0) return ''
+          const goodput = runs.map((p) => p.goodputPct)
+          return `${d} ms: departed ${runs.map((p) => p.departedQueries).join('/')}, goodput ${fmt(Math.min(...goodput), 1)}–${fmt(Math.max(...goodput), 1)}%`
+        })
+        .filter(Boolean)
+        .join('; ')
+      const bodies = Math.max(...mine.map((p) => p.maxRoutes))
+      return `${system.replace('ours-', '').replace('-fixed', '')}: ${perDeadline}; route bodies ≤ ${bodies}`
+    })
+    out.push(
+      `| clients that leave under a fixed limit (10×; fixed \`{ maxConcurrency: ${leave.options.maxConcurrency}, maxQueueDepth: ${leave.options.maxQueueDepth} }\`, per run) | 0 queries for departed clients, no collapse, in every run | – | ${cells.join(' — ')} | – | – |`,
+    )
+  }
   const rss = (system: string): string => {
     const a = find(phases, system, 1)?.peakRssBytes
     const b = find(phases, system, 10)?.peakRssBytes

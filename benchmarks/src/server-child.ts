@@ -2,10 +2,13 @@
  * The server process of every benchmark: builds one system over the simulated database and listens on
  * 127.0.0.1. Its CPU and memory are read from outside (proc.ts); over IPC it only says its port, starts
  * the capacity-step timers when told the load began, and reports what only it can see: queries run,
- * queries run for clients already gone, and our controller's limit over time.
+ * queries run for clients already gone, route bodies running at once, and our controller's limit over
+ * time and its books.
  */
 import type { AddressInfo } from 'node:net'
+import type { BackpressureController } from '@backpressure/core'
 import { SimPool, spin } from './sim-db.js'
+import { sleep } from './stats.js'
 import { arrivalOf, type SystemContext, systemByName } from './systems.js'
 
 export interface ChildConfig {
@@ -21,13 +24,29 @@ export interface ChildConfig {
   readonly step?: { readonly atMs: number; readonly size: number; readonly recoverAtMs: number }
 }
 
-export type ParentMessage = { type: 'go' } | { type: 'report' }
+/** `drainMs`: first wait up to this long for every route body to end, so our controller's books can be read at rest. */
+export type ParentMessage = { type: 'go' } | { type: 'report'; drainMs?: number }
 
 export interface ChildReport {
   readonly type: 'report'
   readonly queries: number
   readonly departed: number
   readonly maxPoolBusy: number
+  /**
+   * The most route bodies (the route's work: CPU and query, pool wait included) running at once. Under
+   * a fixed limit of P it can pass P only when a permit was released while its route still ran.
+   */
+  readonly maxRoutes: number
+  /** Route bodies whose client had already left (socket closed) when they started, and when they ended. */
+  readonly routesForGone: number
+  readonly routesLeftMidway: number
+  /** Route bodies still running when the report was taken (after `drainMs`, if asked). */
+  readonly routesRunning: number
+  /** Our controller's permits released by the abandonment bound since `go` (null: no controller, or a core without the count). */
+  readonly abandoned: number | null
+  /** Our controller's permits in flight and queue depth when the report was taken (null: no controller). */
+  readonly inFlight: number | null
+  readonly queueDepth: number | null
   /** Mean milliseconds a query held its connection (the nominal queryMs plus timer lateness). */
   readonly meanHoldMs: number
   /** Every 100 ms after `go`: [ms since go, limit, in flight, queue depth] of our controller. */
@@ -44,19 +63,39 @@ const send = (message: ChildMessage): void => {
 const pool = config.poolSize > 0 ? new SimPool({ size: config.poolSize, queryMs: config.queryMs }) : undefined
 let cpuDeparted = 0
 let cpuRuns = 0
+let routesNow = 0
+let maxRoutes = 0
+let routesForGone = 0
+let routesLeftMidway = 0
 
+// The route ignores the request's abort signal on purpose: its query runs to the end whether or not
+// its client is still there, the hard case for a limit that must keep bounding the work.
 const ctx: SystemContext = {
   poolSize: config.poolSize,
   queryMs: config.queryMs,
   work: async (req) => {
-    const deadlineAt = arrivalOf(req) + config.deadlineMs
-    if (config.cpuMs > 0) {
-      cpuRuns++
-      if (performance.now() > deadlineAt) cpuDeparted++
-      spin(config.cpuMs)
+    routesNow++
+    if (routesNow > maxRoutes) maxRoutes = routesNow
+    if (req.socket.destroyed) routesForGone++
+    try {
+      const deadlineAt = arrivalOf(req) + config.deadlineMs
+      if (config.cpuMs > 0) {
+        cpuRuns++
+        if (performance.now() > deadlineAt) cpuDeparted++
+        spin(config.cpuMs)
+      }
+      if (pool !== undefined) await pool.query(deadlineAt)
+    } finally {
+      routesNow--
+      if (req.socket.destroyed) routesLeftMidway++
     }
-    if (pool !== undefined) await pool.query(deadlineAt)
   },
+}
+
+/** Our controller's abandoned-permit count, where the core keeps one. */
+function abandonedOf(controller: BackpressureController | undefined): number | null {
+  if (controller === undefined) return null
+  return (controller.stats() as { abandoned?: number }).abandoned ?? null
 }
 
 try {
@@ -70,17 +109,23 @@ try {
 
   const series: [number, number, number, number][] = []
   let goAt = 0
+  let abandonedAtGo: number | null = null
   let sampler: NodeJS.Timeout | undefined
-  process.on('message', (message: ParentMessage) => {
+  process.on('message', async (message: ParentMessage) => {
     if (message.type === 'go') {
       goAt = performance.now()
       if (pool !== undefined) {
         pool.queries = 0
         pool.departed = 0
         pool.heldMs = 0
+        pool.maxBusy = pool.busy
       }
       cpuRuns = 0
       cpuDeparted = 0
+      maxRoutes = routesNow
+      routesForGone = 0
+      routesLeftMidway = 0
+      abandonedAtGo = abandonedOf(built.controller)
       const controller = built.controller
       if (controller !== undefined) {
         sampler = setInterval(() => {
@@ -99,12 +144,23 @@ try {
       }
     } else if (message.type === 'report') {
       if (sampler !== undefined) clearInterval(sampler)
+      const drainUntil = performance.now() + (message.drainMs ?? 0)
+      while (routesNow > 0 && performance.now() < drainUntil) await sleep(10)
+      const controller = built.controller
+      const abandoned = abandonedOf(controller)
       send({
         type: 'report',
         queries: (pool?.queries ?? 0) + cpuRuns * (pool === undefined ? 1 : 0),
         departed: (pool?.departed ?? 0) + (pool === undefined ? cpuDeparted : 0),
         maxPoolBusy: pool?.maxBusy ?? 0,
         meanHoldMs: pool === undefined || pool.queries === 0 ? 0 : pool.heldMs / pool.queries,
+        maxRoutes,
+        routesForGone,
+        routesLeftMidway,
+        routesRunning: routesNow,
+        abandoned: abandoned === null || abandonedAtGo === null ? null : abandoned - abandonedAtGo,
+        inFlight: controller?.inFlight ?? null,
+        queueDepth: controller?.queueDepth ?? null,
         limitSeries: series,
       })
     }

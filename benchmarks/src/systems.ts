@@ -64,6 +64,15 @@ export function tunedOptions(ctx: { poolSize: number }) {
 }
 
 /**
+ * A fixed limit as wide as the pool with a queue half as deep (`{ maxConcurrency: 4, maxQueueDepth: 2 }`
+ * for P = 4): what the issue "a permit nobody can steal" measured with, in the clients-leave tier only.
+ * With nothing adaptive in the way, any route body beyond P is a permit that was released too early.
+ */
+export function fixedOptions(ctx: { poolSize: number }) {
+  return { maxConcurrency: ctx.poolSize, maxQueueDepth: Math.max(1, Math.floor(ctx.poolSize / 2)) }
+}
+
+/**
  * The options of the "default options" rows: none, unless BACKPRESSURE_BENCH_OPTIONS holds a JSON
  * object, for trying a setting against the same load before making it a default (the env reaches the
  * server processes). Results run that way say so in their `command` field.
@@ -361,8 +370,33 @@ export const SYSTEMS: readonly SystemInfo[] = [
   },
 ]
 
+/** Ours with the fixed limit, one per adapter: the clients-leave tier's systems, not in the overload matrix. */
+export const FIXED_SYSTEMS: readonly SystemInfo[] = [
+  {
+    name: 'ours-express-fixed',
+    label: 'ours, Express, fixed limit P, queue P/2',
+    framework: 'express',
+    kind: 'ours',
+    build: (ctx) => oursExpress(ctx, fixedOptions(ctx)),
+  },
+  {
+    name: 'ours-fastify-fixed',
+    label: 'ours, Fastify, fixed limit P, queue P/2',
+    framework: 'fastify',
+    kind: 'ours',
+    build: (ctx) => oursFastify(ctx, fixedOptions(ctx)),
+  },
+  {
+    name: 'ours-koa-fixed',
+    label: 'ours, Koa, fixed limit P, queue P/2',
+    framework: 'koa',
+    kind: 'ours',
+    build: (ctx) => oursKoa(ctx, fixedOptions(ctx)),
+  },
+]
+
 export function systemByName(name: string): SystemInfo {
-  const system = SYSTEMS.find((s) => s.name === name)
+  const system = SYSTEMS.find((s) => s.name === name) ?? FIXED_SYSTEMS.find((s) => s.name === name)
   if (system === undefined) throw new Error(`unknown system ${name}`)
   return system
 }
