@@ -45,6 +45,14 @@ export interface StartedServer {
   close(): Promise<void>
 }
 
+/** How a harness sets up its server beyond the adapter's options. */
+export interface HarnessSetup {
+  /** An asynchronous middleware or hook of the user's runs this long before the adapter sees each request. */
+  readonly asyncStepMs?: number
+  /** The adapter's admission is attached to the server (`limiter.attach(server)`), before the framework. */
+  readonly attached?: boolean
+}
+
 export interface AdapterHarness {
   /** `express`, `fastify`, `koa`. */
   readonly name: string
@@ -56,7 +64,7 @@ export interface AdapterHarness {
   start(
     options: Record<string, unknown>,
     routes: readonly RouteSpec[],
-    setup?: { readonly asyncStepMs?: number },
+    setup?: HarnessSetup,
   ): Promise<StartedServer>
   /**
    * Installs the adapter with `options` as a user would at setup time and returns nothing; must throw
@@ -75,5 +83,6 @@ export interface AdapterHarness {
     options: Record<string, unknown>,
     inner: Record<string, unknown>,
     routes: readonly RouteSpec[],
+    setup?: HarnessSetup,
   ): Promise<StartedServer>
 }

@@ -1,4 +1,4 @@
-import { createServer, type RequestListener } from 'node:http'
+import { createServer, type RequestListener, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import {
   BackpressureController,
@@ -13,6 +13,7 @@ import type { AdapterHarness, RouteSpec, StartedServer } from './harness.js'
 
 export type {
   AdapterHarness,
+  HarnessSetup,
   NeutralContext,
   NeutralHandler,
   NeutralResult,
@@ -40,8 +41,10 @@ export async function serve(
   listener: RequestListener,
   controller: BackpressureController,
   onClose: () => Promise<void>,
+  attach?: (server: Server) => void,
 ): Promise<StartedServer> {
   const server = createServer(listener)
+  attach?.(server)
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   const { port } = server.address() as AddressInfo
   let closing: Promise<void> | undefined
@@ -63,6 +66,24 @@ export async function readAll(stream: AsyncIterable<unknown>): Promise<string> {
   let body = ''
   for await (const chunk of stream) body += String(chunk)
   return body
+}
+
+/**
+ * The same adapter with admission attached to the server (`limiter.attach(server)`): every behaviour
+ * must hold in both modes.
+ */
+export function attachedMode(harness: AdapterHarness): AdapterHarness {
+  return {
+    ...harness,
+    name: `${harness.name} (attached)`,
+    start: (options, routes, setup) => harness.start(options, routes, { ...setup, attached: true }),
+    ...(harness.startLayered === undefined
+      ? {}
+      : {
+          startLayered: (options, inner, routes) =>
+            harness.startLayered!(options, inner, routes, { attached: true }),
+        }),
+  }
 }
 
 /** A promise the test resolves when it chooses: routes await it to hold their permit. */

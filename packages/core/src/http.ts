@@ -1,9 +1,9 @@
-import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { IncomingMessage, RequestListener, Server, ServerResponse } from 'node:http'
 import { BodyDeadlines, hasBody, writeBodyTimeout } from './body-deadlines.js'
 import { retryAfterSeconds } from './bounds.js'
 import { CircuitBreaker } from './circuit-breaker.js'
 import { BackpressureController, type BackpressureOptions, Permit, Rejection } from './controller.js'
-import { InvalidOptionError, type RejectionReason } from './errors.js'
+import { InvalidOptionError, REJECTION_REASONS, type RejectionReason } from './errors.js'
 import {
   type RateLimitOptions,
   type ResolvedRateLimit,
@@ -159,6 +159,10 @@ export class HttpBackpressure<Req> {
   private readonly breaker: CircuitBreaker | undefined
   private readonly abandonAfterMsOption: number | undefined
   private readonly bodyDeadlines: BodyDeadlines | undefined
+  /** Some option calls a function of the framework's request: attach() cannot decide admission early. */
+  private readonly needsFrameworkRequest: boolean
+  /** Rejection answers built so far, by reason, then by Retry-After seconds. */
+  private readonly responses = new Map<RejectionReason, HttpResponse[]>()
 
   constructor(options: HttpBackpressureOptions<Req> = {}) {
     assertObject('options', options as unknown)
@@ -239,6 +243,12 @@ export class HttpBackpressure<Req> {
             state.release()
             this.controller.countBodyTimeout()
           })
+    this.needsFrameworkRequest =
+      this.priorityFn !== undefined ||
+      this.skip !== undefined ||
+      this.rateLimit !== undefined ||
+      this.onReject !== undefined ||
+      this.metricsRoute.guarded
   }
 
   /**
@@ -331,6 +341,57 @@ export class HttpBackpressure<Req> {
   }
 
   /**
+   * Moves admission in front of the framework: `server`'s own `request` listener decides first, so a
+   * request turned away never goes through the framework's request set-up and router (at 10× overload
+   * nine requests in ten are turned away, and that path decides how much of its core the server
+   * keeps). An admitted request goes on to the framework unchanged, and the middleware, seeing it was
+   * admitted already, lets it through. Call it once the framework's listener is on the server
+   * (`const server = app.listen(port); limiter.attach(server)`).
+   *
+   * Options whose functions take the framework's request (`priority`, `skip`, `rateLimit`,
+   * `onReject`, `metrics.guard`) cannot be called before the framework made that request: with any of
+   * them, requests are still decided by the middleware (health and readiness are answered early),
+   * never decided wrongly.
+   */
+  attach(server: Server): void {
+    const listeners = server.listeners('request') as RequestListener[]
+    if (listeners.length === 0) {
+      throw new InvalidOptionError(
+        'server',
+        "a node:http server with the framework's request listener on it",
+        server,
+      )
+    }
+    const framework = listeners.length === 1 ? (listeners[0] as RequestListener) : undefined
+    const forward = function (this: Server, req: IncomingMessage, res: ServerResponse): void {
+      if (framework !== undefined) framework.call(this, req, res)
+      else for (const listener of listeners) listener.call(this, req, res)
+    }
+    const early = this.needsFrameworkRequest ? this.healthOnly : this.decide
+    const layer = this
+    server.removeAllListeners('request')
+    server.on('request', function backpressureFirst(this: Server, req: IncomingMessage, res: ServerResponse) {
+      const decision = early.call(layer, req as unknown as Req, req.method ?? 'GET', req.url ?? '/', res)
+      if (decision === PASS) forward.call(this, req, res)
+      else if (!(decision instanceof Promise)) writeRaw(res, decision)
+      else
+        decision.then(
+          (settled) => (settled === PASS ? forward.call(this, req, res) : writeRaw(res, settled)),
+          (error: unknown) => res.destroy(error as Error),
+        )
+    })
+  }
+
+  /** attach() with options that need the framework's request: only health and readiness are answered early. */
+  private healthOnly(_req: Req, method: string, url: string): Decision {
+    if (method !== 'GET' && method !== 'HEAD') return PASS
+    const path = pathOf(url)
+    if (path === this.healthPath) return this.health()
+    if (path === this.readinessPath) return this.readiness()
+    return PASS
+  }
+
+  /**
    * Admission proper: a permit (held until the request's work ends: see RequestState), a wait, or a
    * rejection. A client that left already gets nothing: its `close` will not come again.
    */
@@ -412,25 +473,30 @@ export class HttpBackpressure<Req> {
     trackWork(res, work)
   }
 
-  /** The 503 (or 429) for a rejection: jittered whole-second Retry-After, no-store, a JSON body with a stable reason. */
+  /**
+   * The 503 (or 429) for a rejection: jittered whole-second Retry-After, no-store, a JSON body with a
+   * stable reason. Rejections come in few shapes (a reason and a whole number of seconds), so each
+   * answer is built once and reused: a shed request allocates no headers or body of its own.
+   */
   rejectionResponse(rejection: {
     readonly reason: RejectionReason
     readonly retryAfterSeconds: number
     readonly status: number
   }): HttpResponse {
-    // Built in one object: this runs for every shed request. The body is ASCII, so length is bytes.
     // A BackpressureError a route threw may carry any number: the header gets a valid one.
     const seconds = retryAfterSeconds(rejection.retryAfterSeconds)
-    const body = `{"error":"${rejection.status === 429 ? 'Too Many Requests' : 'Service Unavailable'}","reason":"${rejection.reason}","retryAfter":${seconds}}`
-    return {
-      status: rejection.status,
-      headers: {
-        ...JSON_HEADERS,
-        'retry-after': String(seconds),
-        'content-length': String(body.length),
-      },
-      body,
+    const built = this.responses.get(rejection.reason)?.[seconds]
+    if (built !== undefined && built.status === rejection.status) return built
+    const response = buildRejectionResponse(rejection.reason, rejection.status, seconds)
+    if (seconds <= MAX_CACHED_SECONDS && Object.hasOwn(REJECTION_REASONS, rejection.reason)) {
+      let bySeconds = this.responses.get(rejection.reason)
+      if (bySeconds === undefined) {
+        bySeconds = []
+        this.responses.set(rejection.reason, bySeconds)
+      }
+      bySeconds[seconds] = response
     }
+    return response
   }
 
   /**
@@ -521,6 +587,28 @@ export class HttpBackpressure<Req> {
     }
     return this.rejectionResponse(rejection)
   }
+}
+
+/** Retry-After values up to an hour are cached (a few per reason in practice); longer ones are built each time. */
+const MAX_CACHED_SECONDS = 3600
+
+function buildRejectionResponse(reason: RejectionReason, status: number, seconds: number): HttpResponse {
+  // The body is ASCII, so its length is its byte count.
+  const body = `{"error":"${status === 429 ? 'Too Many Requests' : 'Service Unavailable'}","reason":"${reason}","retryAfter":${seconds}}`
+  return Object.freeze({
+    status,
+    headers: Object.freeze({
+      ...JSON_HEADERS,
+      'retry-after': String(seconds),
+      'content-length': String(body.length),
+    }),
+    body,
+  })
+}
+
+/** Node's own writeHead/end: one write, the headers object as built, the body left out for HEAD. */
+function writeRaw(res: ServerResponse, response: HttpResponse): void {
+  res.writeHead(response.status, response.headers).end(response.body)
 }
 
 function isBackpressureLike(

@@ -63,6 +63,11 @@ export class MetricsRoute<Req> {
   /** The route's path; undefined when the route is off (`metrics: false`). */
   readonly path: string | undefined
   private readonly guard: ((req: Req) => boolean) | undefined
+
+  /** Whether a guard reads the framework's request. */
+  get guarded(): boolean {
+    return this.guard !== undefined
+  }
   private readonly render: (() => MetricsExposition | Promise<MetricsExposition>) | undefined
   private readonly cacheMs: number
   private text: Cached | undefined = undefined

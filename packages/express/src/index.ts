@@ -1,3 +1,4 @@
+import type { Server } from 'node:http'
 import {
   type BackpressureController,
   HttpBackpressure,
@@ -34,6 +35,17 @@ export interface BackpressureMiddleware extends RequestHandler {
    * `controller.submit`, say) with the same JSON 503 the middleware sends, and passes anything else on.
    */
   readonly errorHandler: ErrorRequestHandler
+  /**
+   * Moves admission in front of the framework, into `server`'s own request listener: a request
+   * turned away never reaches the framework, which makes shedding several times cheaper. Call it
+   * after `app.listen()` (or `createServer(app)`); keep the middleware in place too. With `priority`,
+   * `skip`, `rateLimit`, `onReject` or `metrics.guard` (functions of the framework's request), the
+   * middleware still decides. See the README's "Attach to the server".
+   * @example
+   * const server = app.listen(3000)
+   * limiter.attach(server)
+   */
+  attach(server: Server): void
   /** Closes the controller if this middleware made it (not a shared one): queued requests get 503. */
   close(): Promise<void>
 }
@@ -74,6 +86,7 @@ export function backpressure(options: BackpressureExpressOptions = {}): Backpres
   return Object.assign(middleware, {
     controller: http.controller,
     errorHandler,
+    attach: (server: Server) => http.attach(server),
     close: () => http.close(),
   })
 }

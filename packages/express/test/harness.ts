@@ -1,5 +1,6 @@
 import {
   type AdapterHarness,
+  type HarnessSetup,
   type RouteSpec,
   readAll,
   serve,
@@ -34,10 +35,15 @@ function mount(router: Router, routes: readonly RouteSpec[], controller: Backpre
   }
 }
 
-function listen(app: express.Express, limiter: BackpressureMiddleware) {
+function listen(app: express.Express, limiter: BackpressureMiddleware, setup?: HarnessSetup) {
   // The documented setup: the error middleware after the routes turns a thrown BackpressureError into the 503.
   app.use(limiter.errorHandler)
-  return serve(app, limiter.controller, () => limiter.close())
+  return serve(
+    app,
+    limiter.controller,
+    () => limiter.close(),
+    setup?.attached === true ? (server) => limiter.attach(server) : undefined,
+  )
 }
 
 export const harness: AdapterHarness = {
@@ -49,9 +55,9 @@ export const harness: AdapterHarness = {
     const limiter = backpressure(withRouteTable<BackpressureExpressOptions>(options, routes))
     app.use(limiter)
     mount(app.router, routes, limiter.controller)
-    return listen(app, limiter)
+    return listen(app, limiter, setup)
   },
-  async startLayered(options, inner, routes) {
+  async startLayered(options, inner, routes, setup) {
     const app = express()
     const outer = backpressure(withRouteTable<BackpressureExpressOptions>(options, routes))
     const router = express.Router()
@@ -59,7 +65,7 @@ export const harness: AdapterHarness = {
     mount(router, routes, outer.controller)
     app.use(outer)
     app.use(router)
-    return listen(app, outer)
+    return listen(app, outer, setup)
   },
   async setup(options) {
     express().use(backpressure(options as BackpressureExpressOptions))

@@ -1,3 +1,4 @@
+import type { Server } from 'node:http'
 import {
   type BackpressureController,
   HttpBackpressure,
@@ -29,6 +30,17 @@ export type BackpressureKoaOptions = HttpBackpressureOptions<Context>
 export interface BackpressureMiddleware extends Middleware {
   /** The controller this middleware admits through: read its `stats()`, or share it with `{ controller }`. */
   readonly controller: BackpressureController
+  /**
+   * Moves admission in front of the framework, into `server`'s own request listener: a request
+   * turned away never reaches the framework, which makes shedding several times cheaper. Call it
+   * after `app.listen()` (or `createServer(app)`); keep the middleware in place too. With `priority`,
+   * `skip`, `rateLimit`, `onReject` or `metrics.guard` (functions of the framework's request), the
+   * middleware still decides. See the README's "Attach to the server".
+   * @example
+   * const server = app.listen(3000)
+   * limiter.attach(server)
+   */
+  attach(server: Server): void
   /** Closes the controller if this middleware made it (not a shared one): queued requests get 503. */
   close(): Promise<void>
 }
@@ -67,7 +79,11 @@ export function backpressure(options: BackpressureKoaOptions = {}): Backpressure
     }
   }
 
-  return Object.assign(middleware, { controller: http.controller, close: () => http.close() })
+  return Object.assign(middleware, {
+    controller: http.controller,
+    attach: (server: Server) => http.attach(server),
+    close: () => http.close(),
+  })
 }
 
 declare module 'koa' {

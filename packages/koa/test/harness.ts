@@ -1,6 +1,7 @@
 import { Readable } from 'node:stream'
 import {
   type AdapterHarness,
+  type HarnessSetup,
   type RouteSpec,
   readAll,
   serve,
@@ -31,10 +32,15 @@ function routerFor(routes: readonly RouteSpec[], controller: BackpressureControl
   return router
 }
 
-function listen(app: Koa, limiter: BackpressureMiddleware) {
+function listen(app: Koa, limiter: BackpressureMiddleware, setup?: HarnessSetup) {
   // Route errors (500s included) are part of the suite; keep Koa from logging them.
   app.silent = true
-  return serve(app.callback(), limiter.controller, () => limiter.close())
+  return serve(
+    app.callback(),
+    limiter.controller,
+    () => limiter.close(),
+    setup?.attached === true ? (server) => limiter.attach(server) : undefined,
+  )
 }
 
 export const harness: AdapterHarness = {
@@ -51,9 +57,9 @@ export const harness: AdapterHarness = {
     const limiter = backpressure(withRouteTable<BackpressureKoaOptions>(options, routes))
     const router = routerFor(routes, limiter.controller)
     app.use(limiter).use(router.routes())
-    return listen(app, limiter)
+    return listen(app, limiter, setup)
   },
-  async startLayered(options, inner, routes) {
+  async startLayered(options, inner, routes, setup) {
     const app = new Koa()
     const outer = backpressure(withRouteTable<BackpressureKoaOptions>(options, routes))
     const router = routerFor(routes, outer.controller)
@@ -62,7 +68,7 @@ export const harness: AdapterHarness = {
       .use(backpressure({ ...inner, controller: outer.controller } as BackpressureKoaOptions))
       .use(router.routes())
     app.use(outer).use(routed.routes())
-    return listen(app, outer)
+    return listen(app, outer, setup)
   },
   async setup(options) {
     new Koa().use(backpressure(options as BackpressureKoaOptions))
