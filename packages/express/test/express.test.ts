@@ -1,3 +1,4 @@
+import { createServer } from 'node:http'
 import { createGate, type StartedServer, serve, until } from '@backpressure/conformance'
 import { BackpressureController, Rejection } from '@backpressure/core'
 import express from 'express'
@@ -86,5 +87,64 @@ describe('@backpressure/express', () => {
     expect((await held).status).toBe(200)
     expect(order).toEqual(['admin', 'work'])
     expect(controller.stats()).toMatchObject({ requests: 3, admitted: 3 })
+  })
+})
+
+describe('@backpressure/express attach(server)', () => {
+  /** Counts the requests that reach Express at all, with one route that holds the only slot. */
+  async function countingApp(options: Parameters<typeof backpressure>[0], attach: boolean) {
+    const app = express()
+    const seen = { count: 0 }
+    const limiter = backpressure({ maxConcurrency: 1, maxQueueDepth: 0, ...options })
+    app.use((_req, _res, next) => {
+      seen.count++
+      next()
+    })
+    app.use(limiter)
+    const gate = createGate()
+    app.get('/hold', async (_req, res) => {
+      await gate.promise
+      res.send('held')
+    })
+    app.get('/work', (_req, res) => {
+      res.send('work')
+    })
+    const server = await serve(
+      app,
+      limiter.controller,
+      () => limiter.close(),
+      attach ? (s) => limiter.attach(s) : undefined,
+    )
+    servers.push(server)
+    return { server, seen, gate }
+  }
+
+  it.each([
+    ['middleware only', false, {}, 11],
+    ['attached', true, {}, 1],
+    ['attached, but a priority function needs the Express request', true, { priority: () => 1 }, 11],
+  ] as const)('%s: rejected requests reach Express %#', async (_name, attach, options, reachExpress) => {
+    const { server, seen, gate } = await countingApp(options, attach)
+    const held = fetch(`${server.url}/hold`)
+    await until(() => server.controller.inFlight === 1, 'the held slot')
+    for (let i = 0; i < 10; i++) {
+      const refused = await fetch(`${server.url}/work`)
+      expect(refused.status).toBe(503)
+      await refused.text()
+    }
+    const health = await fetch(`${server.url}/health`)
+    expect(health.status).toBe(200)
+    await health.text()
+    // Health is answered before Express when attached, by the middleware otherwise.
+    expect(seen.count).toBe(reachExpress + (attach ? 0 : 1))
+    gate.open()
+    expect(await (await held).text()).toBe('held')
+    const work = await fetch(`${server.url}/work`)
+    expect(await work.text()).toBe('work')
+  })
+
+  it('refuses a server with no request listener yet', () => {
+    const limiter = backpressure()
+    expect(() => limiter.attach(createServer())).toThrow('Expected `server` to be')
   })
 })
