@@ -9,9 +9,15 @@
  *   pnpm bench --only leave --merge
  *                         one tier, written into the existing results (and report) in place of that
  *                         tier's old figures, the other tiers kept as they were
+ *   pnpm bench --only macro --systems ours-express,ours-express-attached --multiples 10 --runs 3 --merge
+ *                         some rows of the overload matrix, each measured 3 times (interleaved), in
+ *                         place of those rows only: the rest of the matrix is kept
+ *   pnpm bench --only rejection --merge
+ *                         rejections per second and CPU per rejection of a server held at its limit
  *   BACKPRESSURE_BENCH_OPTIONS='{"maxConcurrency":{"tolerance":0.2}}' pnpm bench --quick
  *                         the "default options" rows with these options instead
  */
+import { execFileSync } from 'node:child_process'
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { cpus, loadavg } from 'node:os'
 import { fileURLToPath } from 'node:url'
@@ -21,6 +27,7 @@ import { mergeTiers, TIERS } from './merge.js'
 import { runMicro } from './micro.js'
 import { runOverhead } from './overhead.js'
 import { startServer } from './proc.js'
+import { type RejectionResults, runRejection } from './rejection.js'
 import { writeReport } from './report.js'
 import { type RetryStormResult, runRetryStorm } from './retry-storm.js'
 import { round } from './stats.js'
@@ -57,6 +64,21 @@ export interface ClientsLeaveResults {
   readonly phases: (CompactPhase & { run: number })[]
 }
 
+/** A macro phase; `run` when its rows were measured several times (`--runs`). */
+export type MacroPhase = CompactPhase & { run?: number }
+
+/** Rows of the overload matrix measured in a later run of their own (`--systems`/`--multiples` with `--merge`). */
+export interface MacroRerun {
+  readonly startedAt: string
+  readonly command: string
+  readonly revision: string
+  readonly loadavgStart: number[]
+  readonly loadavgEnd: number[]
+  readonly systems: string[]
+  readonly multiples: number[]
+  readonly runs: number
+}
+
 export interface BenchResults {
   readonly version: 1
   readonly quick: boolean
@@ -71,13 +93,19 @@ export interface BenchResults {
     loadavgEnd: number[]
   }
   readonly command: string
+  /** The code measured: see revision(). */
+  readonly revision?: string
   readonly micro?: Awaited<ReturnType<typeof runMicro>>
   readonly macro?: {
     scenario: Scenario
     durationMs: number
     multiples: number[]
-    phases: CompactPhase[]
+    phases: MacroPhase[]
     skipped: string[]
+    /** Set when this run measured only some rows: what it measured, and how. */
+    rerun?: MacroRerun
+    /** Rows merged in from later runs of their own, oldest first. */
+    reruns?: MacroRerun[]
   }
   readonly cpu?: {
     scenario: Scenario
@@ -88,6 +116,7 @@ export interface BenchResults {
   }
   readonly steps?: StepRun[]
   readonly clientsLeave?: ClientsLeaveResults
+  readonly rejection?: RejectionResults
   readonly overhead?: Awaited<ReturnType<typeof runOverhead>>
   readonly retryStorm?: RetryStormResult
 }
@@ -100,6 +129,11 @@ const flag = (name: string): string[] | undefined => {
 }
 const only = new Set<string>(flag('--only') ?? TIERS)
 const systemsFlag = flag('--systems')
+const multiplesFlag = flag('--multiples')?.map(Number)
+const runs = Number(flag('--runs')?.[0] ?? 1)
+if (multiplesFlag?.some((x) => !(x > 0)) || !Number.isInteger(runs) || runs < 1) {
+  throw new Error('--multiples takes positive numbers (10 or 5,10) and --runs a whole number from 1')
+}
 const merge = args.includes('--merge')
 
 const QUICK_SYSTEMS = [
@@ -111,7 +145,7 @@ const QUICK_SYSTEMS = [
   'ours-express-tuned',
 ]
 const macroSystems = systemsFlag ?? (quick ? QUICK_SYSTEMS : SYSTEMS.map((s) => s.name))
-const multiples = quick ? [1, 5] : [0.5, 0.9, 1, 2, 5, 10]
+const multiples = multiplesFlag ?? (quick ? [1, 5] : [0.5, 0.9, 1, 2, 5, 10])
 // Long enough that a phase is mostly steady state: the adaptive limit's first baseline probe lands
 // about a second in, and a 2.5 s phase weighed that transient at a third.
 const phaseMs = quick ? 1500 : 4000
@@ -133,6 +167,25 @@ const cpuMultiples = quick ? [] : [2, 5]
  * check does not pass merely by testing nothing (its "left mid-route" count shows which runs did).
  */
 const LEAVE_DEADLINES_MS = [1000, 100]
+
+/**
+ * The code measured: the commit, and the packages' files that differed from it (the servers run the
+ * packages' sources as they are on disk). Outside a git checkout, BACKPRESSURE_BENCH_REVISION says.
+ */
+function revision(): string {
+  try {
+    const git = (...a: string[]): string =>
+      execFileSync('git', a, { cwd: new URL('..', import.meta.url), encoding: 'utf8', stdio: 'pipe' }).trim()
+    const head = git('rev-parse', '--short', 'HEAD')
+    const dirty = git('status', '--porcelain', '--', '../packages')
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => line.slice(3))
+    return dirty.length === 0 ? head : `${head} with uncommitted changes to ${dirty.join(', ')}`
+  } catch {
+    return process.env.BACKPRESSURE_BENCH_REVISION ?? 'unknown'
+  }
+}
 
 const began = performance.now()
 const log = (line: string): void => {
@@ -170,24 +223,32 @@ function describe(p: CompactPhase): string {
   )
 }
 
-/** Every system at every load, one fresh server per phase; a system that fails to start is skipped. */
+/**
+ * Every system at every load, one fresh server per phase; a system that fails to start is skipped.
+ * With several runs, every run goes through the whole list before the next starts (A B A B), and each
+ * phase says its run.
+ */
 async function runMatrix(
   systems: readonly string[],
   loads: readonly number[],
   scenario: Scenario,
-): Promise<{ phases: CompactPhase[]; skipped: string[] }> {
-  const phases: CompactPhase[] = []
+  runCount = 1,
+): Promise<{ phases: MacroPhase[]; skipped: string[] }> {
+  const phases: MacroPhase[] = []
   const skipped: string[] = []
-  for (const system of systems) {
-    for (const multiple of loads) {
-      try {
-        const phase = compact(await runPhase({ system, scenario, multiple, durationMs: phaseMs }))
-        phases.push(phase)
-        log(`  ${describe(phase)}`)
-      } catch (error) {
-        log(`  ${system}: skipped (${error instanceof Error ? error.message : String(error)})`)
-        skipped.push(system)
-        break
+  for (let run = 1; run <= runCount; run++) {
+    for (const system of systems) {
+      if (skipped.includes(system)) continue
+      for (const multiple of loads) {
+        try {
+          const phase = compact(await runPhase({ system, scenario, multiple, durationMs: phaseMs }))
+          phases.push(runCount > 1 ? { ...phase, run } : phase)
+          log(`  ${runCount > 1 ? `run ${run}, ` : ''}${describe(phase)}`)
+        } catch (error) {
+          log(`  ${system}: skipped (${error instanceof Error ? error.message : String(error)})`)
+          skipped.push(system)
+          break
+        }
       }
     }
   }
@@ -209,6 +270,7 @@ const results: {
     loadavgStart: loadavg().map((v) => round(v, 2)),
     loadavgEnd: [],
   },
+  revision: revision(),
   command: `${process.env.BACKPRESSURE_BENCH_OPTIONS ? `BACKPRESSURE_BENCH_OPTIONS='${process.env.BACKPRESSURE_BENCH_OPTIONS}' ` : ''}pnpm bench${args.length > 0 ? ` ${args.join(' ')}` : ''}`,
 }
 
@@ -223,8 +285,31 @@ if (only.has('macro')) {
   log(
     `macro tier: P=${scenario.poolSize}, S=${scenario.queryMs} ms, C=${scenario.capacity}/s, ${macroSystems.length} systems × ${multiples.length} loads, ${phaseMs} ms each`,
   )
-  const { phases, skipped } = await runMatrix(macroSystems, multiples, scenario)
-  results.macro = { scenario, durationMs: phaseMs, multiples, phases, skipped }
+  const startedAt = new Date().toISOString()
+  const loadavgStart = loadavg().map((v) => round(v, 2))
+  const { phases, skipped } = await runMatrix(macroSystems, multiples, scenario, runs)
+  const some = systemsFlag !== undefined || multiplesFlag !== undefined || runs > 1
+  results.macro = {
+    scenario,
+    durationMs: phaseMs,
+    multiples,
+    phases,
+    skipped,
+    ...(some
+      ? {
+          rerun: {
+            startedAt,
+            command: results.command,
+            revision: results.revision ?? 'unknown',
+            loadavgStart,
+            loadavgEnd: loadavg().map((v) => round(v, 2)),
+            systems: [...macroSystems],
+            multiples,
+            runs,
+          },
+        }
+      : {}),
+  }
 }
 
 if (only.has('cpu') && cpuMultiples.length > 0) {
@@ -343,6 +428,29 @@ if (only.has('leave')) {
     loadavgStart,
     loadavgEnd: loadavg().map((v) => round(v, 2)),
     phases,
+  }
+}
+
+if (only.has('rejection')) {
+  // Many short rounds rather than a few long ones: on a shared machine a sample's luck with the
+  // scheduler moves it by tens of percent, and a median over nine alternations sits still.
+  const rounds = quick ? 1 : 9
+  const durationMs = quick ? 1000 : 1500
+  log(
+    `rejection tier: servers held at { maxConcurrency: 1, maxQueueDepth: 0 }, closed loop on a route never admitted, ${rounds} rounds of ${durationMs} ms per system`,
+  )
+  results.rejection = await runRejection({
+    rounds,
+    durationMs,
+    warmupMs: quick ? 500 : 1000,
+    connections: 32,
+    command: results.command,
+    revision: results.revision ?? 'unknown',
+    log,
+    ...(systemsFlag === undefined ? {} : { systems: systemsFlag }),
+  })
+  for (const r of results.rejection.ratios) {
+    log(`  ${r.name}: rejections/s ×${r.throughput.join(', ')}; CPU per rejection ×${r.cpu.join(', ')}`)
   }
 }
 

@@ -1,5 +1,5 @@
 /**
- * The open-loop load generator: requests leave on a fixed schedule (one every 1/rate s), whatever
+ * The load generators. Open loop (`runLoad`, every tier but one): requests leave on a fixed schedule (one every 1/rate s), whatever
  * happened to earlier ones, so queueing in the server shows up as latency instead of slowing the load
  * down, as a closed-loop tool's would. Each request carries the client's deadline (aborted at
  * deadline after its scheduled time) and every outcome is counted. It reports the rate it actually
@@ -14,6 +14,10 @@
  * shared read buffer, and an incremental parser that reads only the status line and the headers that
  * matter (Content-Length, Transfer-Encoding: chunked, Connection, Retry-After) and skips the body. A request still unanswered at its deadline is counted as a timeout and its socket
  * destroyed, as an aborted fetch would: the server sees the client leave.
+ *
+ * Closed loop (`runClosedLoop`, the rejection tier only): each of N sockets sends its next request as
+ * soon as the previous answer arrives, so it measures how many answers a second a server can give,
+ * over the same client.
  */
 import net from 'node:net'
 import { Fifo } from './fifo.js'
@@ -264,6 +268,120 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
     p99Ms: quantile(latencies, 0.99),
     maxMs: latencies.length === 0 ? Number.NaN : latencies.reduce((a, b) => Math.max(a, b), 0),
     perSecond,
+  }
+}
+
+export interface ClosedLoopOptions {
+  /** http://127.0.0.1:PORT — only loopback is ever a target. */
+  readonly origin: string
+  readonly path: string
+  /** Keep-alive sockets, each always carrying exactly one request. */
+  readonly connections: number
+  readonly durationMs: number
+  /** A request unanswered this long counts as a timeout; its socket is destroyed and a fresh one takes its place. @default 1000 */
+  readonly deadlineMs?: number
+  /** Called as the measured window closes, before any late answer arrives: read the server's CPU here. */
+  readonly onWindowEnd?: () => void
+}
+
+export interface ClosedLoopResult {
+  readonly connections: number
+  /** The measured window, ms: outcomes that arrived in it are counted, later ones are not. */
+  readonly windowMs: number
+  readonly sent: number
+  readonly status2xx: number
+  readonly status503WithRetryAfter: number
+  readonly status503NoRetryAfter: number
+  readonly status429: number
+  readonly otherStatus: number
+  readonly timeouts: number
+  readonly socketErrors: number
+  /** Retry-After values seen on 503 and 429, value (seconds) → count. */
+  readonly retryAfter: Record<string, number>
+}
+
+/**
+ * Closed-loop load: `connections` requests outstanding at all times, the next one sent the moment an
+ * answer (or a timeout) ends the last; for `durationMs`, then the ones still outstanding are let finish
+ * uncounted. One request per socket at a time, as in the open loop: an answered socket carries its
+ * next request itself.
+ */
+export async function runClosedLoop(options: ClosedLoopOptions): Promise<ClosedLoopResult> {
+  const deadlineMs = options.deadlineMs ?? 1000
+  let counting = true
+  let sent = 0
+  let ok = 0
+  let with503 = 0
+  let without503 = 0
+  let got429 = 0
+  let other = 0
+  let timeouts = 0
+  let socketErrors = 0
+  let outstanding = 0
+  let drained: (() => void) | undefined
+  const retryAfter: Record<string, number> = {}
+  const expiries = new DeadlineFifo()
+
+  const next = (): void => {
+    const now = performance.now()
+    const req = new InFlight(now, now + deadlineMs)
+    expiries.push(req)
+    outstanding++
+    sent++
+    client.dispatch(req)
+  }
+  const settle: Settle = (req, status, retryAfterValue) => {
+    if (req.settled) return
+    req.settled = true
+    req.conn = undefined
+    outstanding--
+    if (!counting) {
+      if (outstanding === 0) drained?.()
+      return
+    }
+    if (status === TIMEOUT) timeouts++
+    else if (status === SOCKET_ERROR) socketErrors++
+    else if (status >= 200 && status < 300) ok++
+    else if (status === 503 || status === 429) {
+      if (status === 429) got429++
+      else if (retryAfterValue === undefined) without503++
+      else with503++
+      if (retryAfterValue !== undefined) retryAfter[retryAfterValue] = (retryAfter[retryAfterValue] ?? 0) + 1
+    } else other++
+    next()
+  }
+  const client = new Client(options.origin, options.path, options.connections, settle)
+
+  const start = performance.now()
+  for (let i = 0; i < options.connections; i++) next()
+  const expirer = setInterval(() => expiries.expire(performance.now(), client), 50)
+  await new Promise<void>((resolve) => setTimeout(resolve, options.durationMs))
+  counting = false
+  const windowMs = performance.now() - start
+  options.onWindowEnd?.()
+  if (outstanding > 0) {
+    await new Promise<void>((resolve) => {
+      const settleTimer = setTimeout(resolve, deadlineMs)
+      drained = () => {
+        clearTimeout(settleTimer)
+        resolve()
+      }
+    })
+  }
+  clearInterval(expirer)
+  client.destroy()
+  return {
+    connections: options.connections,
+    windowMs,
+    sent,
+    status2xx: ok,
+    status503WithRetryAfter: with503,
+    status503NoRetryAfter: without503,
+    status429: got429,
+    otherStatus: other,
+    timeouts,
+    socketErrors,
+    retryAfter,
   }
 }
 

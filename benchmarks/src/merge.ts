@@ -5,7 +5,7 @@
  */
 import type { BenchResults } from './bench.js'
 
-export const TIERS = ['micro', 'macro', 'cpu', 'step', 'leave', 'overhead', 'retry'] as const
+export const TIERS = ['micro', 'macro', 'cpu', 'step', 'leave', 'rejection', 'overhead', 'retry'] as const
 export type Tier = (typeof TIERS)[number]
 
 /** Where each tier keeps its results. */
@@ -15,6 +15,7 @@ const TIER_KEYS: Record<Tier, keyof BenchResults> = {
   cpu: 'cpu',
   step: 'steps',
   leave: 'clientsLeave',
+  rejection: 'rejection',
   overhead: 'overhead',
   retry: 'retryStorm',
 }
@@ -28,8 +29,32 @@ export function mergeTiers(
   for (const tier of TIERS) {
     if (!tiers.has(tier)) continue
     const key = TIER_KEYS[tier]
-    if (current[key] === undefined) delete merged[key]
+    if (tier === 'macro' && current.macro?.rerun !== undefined && previous.macro !== undefined) {
+      merged.macro = mergeMacroRows(previous.macro, current.macro)
+    } else if (current[key] === undefined) delete merged[key]
     else merged[key] = current[key]
   }
   return merged as unknown as BenchResults
+}
+
+type Macro = NonNullable<BenchResults['macro']>
+
+/**
+ * Some rows of the matrix measured again (`--systems`, `--multiples`, `--runs`): each system and load
+ * measured now replaces that row's old phases, every other row stays, and the run says what it measured.
+ */
+function mergeMacroRows(previous: Macro, current: Macro): Macro {
+  const rerun = current.rerun!
+  const key = (p: { system: string; multiple: number }): string => `${p.system}@${p.multiple}`
+  const now = new Set(current.phases.map(key))
+  const { rerun: _previousRerun, ...kept } = previous
+  return {
+    ...kept,
+    multiples: [...new Set([...previous.multiples, ...current.multiples])].sort((a, b) => a - b),
+    phases: [...previous.phases.filter((p) => !now.has(key(p))), ...current.phases],
+    skipped: [...new Set([...previous.skipped, ...current.skipped])].filter(
+      (s) => !current.phases.some((p) => p.system === s),
+    ),
+    reruns: [...(previous.reruns ?? []), rerun],
+  }
 }

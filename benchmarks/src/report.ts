@@ -1,7 +1,7 @@
 /** Regenerates docs/benchmarks.md (and its SVG charts) from the raw results of one run. */
 import { writeFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
-import type { BenchResults, CompactPhase } from './bench.js'
+import type { BenchResults, CompactPhase, MacroPhase } from './bench.js'
 import { lineChart, type Row } from './charts.js'
 import { cov } from './stats.js'
 import { SYSTEMS, systemByName } from './systems.js'
@@ -57,7 +57,8 @@ function phaseTable(phases: CompactPhase[], capacity: number, queryMs: number): 
     '|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|'
   const rows = phases.map((p) => {
     const l = p.load
-    return `| ${label(p.system)} | **${fmt(p.goodputPct, 1)}** | ${fmt(l.p50Ms)} | ${fmt(l.p99Ms)} | ${l.status503WithRetryAfter} (${retryAfterSpread(p)}) | ${l.status503NoRetryAfter} | ${l.status429} | ${l.okLate} | ${l.timeouts} | ${l.socketErrors} | ${l.unanswered} | ${p.departedQueries} of ${p.queries} | ${mb(p.peakRssBytes)} | ${fmt(p.serverCpuPct)} | ${p.meanHoldMs ? fmt(p.meanHoldMs, 2) : '–'} | ${p.meanHoldMs ? fmt((queryMs / p.meanHoldMs) * 100, 1) : '–'} | ${fmt(l.achievedRate)}${l.achievedRate < l.rate * 0.97 ? ` ⚠ of ${Math.round(l.rate)}` : ''} |`
+    const run = (p as MacroPhase).run
+    return `| ${label(p.system)}${run === undefined ? '' : ` (run ${run})`} | **${fmt(p.goodputPct, 1)}** | ${fmt(l.p50Ms)} | ${fmt(l.p99Ms)} | ${l.status503WithRetryAfter} (${retryAfterSpread(p)}) | ${l.status503NoRetryAfter} | ${l.status429} | ${l.okLate} | ${l.timeouts} | ${l.socketErrors} | ${l.unanswered} | ${p.departedQueries} of ${p.queries} | ${mb(p.peakRssBytes)} | ${fmt(p.serverCpuPct)} | ${p.meanHoldMs ? fmt(p.meanHoldMs, 2) : '–'} | ${p.meanHoldMs ? fmt((queryMs / p.meanHoldMs) * 100, 1) : '–'} | ${fmt(l.achievedRate)}${l.achievedRate < l.rate * 0.97 ? ` ⚠ of ${Math.round(l.rate)}` : ''} |`
   })
   void capacity
   return [head, ...rows].join('\n')
@@ -69,13 +70,43 @@ function byMultiple(phases: CompactPhase[]): Map<number, CompactPhase[]> {
   return map
 }
 
+/** The phase of a system at a load; of several runs, the one with the median goodput. */
 function find(
   phases: CompactPhase[] | undefined,
   system: string,
   multiple: number,
 ): CompactPhase | undefined {
-  return phases?.find((p) => p.system === system && p.multiple === multiple)
+  const runs = (phases ?? [])
+    .filter((p) => p.system === system && p.multiple === multiple)
+    .sort((a, b) => a.goodputPct - b.goodputPct)
+  return runs[Math.floor((runs.length - 1) / 2)]
 }
+
+/** The macro targets of attach(): no options, 10×, every run. */
+const ATTACHED_TARGET = { multiple: 10, goodputPct: 97, timeouts: 0, p99Ms: 100 } as const
+const ATTACHED_PAIRS = [
+  { framework: 'Express', middleware: 'ours-express', attached: 'ours-express-attached' },
+  { framework: 'Koa', middleware: 'ours-koa', attached: 'ours-koa-attached' },
+] as const
+
+function meetsAttachedTarget(p: CompactPhase): boolean {
+  return (
+    p.goodputPct >= ATTACHED_TARGET.goodputPct &&
+    p.load.timeouts === ATTACHED_TARGET.timeouts &&
+    p.load.p99Ms <= ATTACHED_TARGET.p99Ms
+  )
+}
+
+/** The rejection tier's targets: attached Express against the middleware and against raw node:http. */
+const REJECTION_TARGETS = [
+  { ratio: 'Express: attached / middleware', at: 'at least', value: 2, text: '≥ 2× the middleware' },
+  {
+    ratio: 'Express: attached / raw node:http',
+    at: 'at least',
+    value: 1 / 1.3,
+    text: 'within 1.3× of raw node:http',
+  },
+] as const
 
 export async function writeReport(results: BenchResults): Promise<string[]> {
   const written: string[] = []
@@ -108,7 +139,7 @@ export async function writeReport(results: BenchResults): Promise<string[]> {
     `- Machine: ${m.cpu}, ${m.cores} cores, ${m.platform}, Node ${m.node}. Load average at start ${m.loadavgStart.join(' / ')}, at end ${m.loadavgEnd.join(' / ')} (a shared, noisy machine: read ratios, not absolutes).`,
   )
   lines.push(
-    `- Run started ${results.startedAt}, took ${Math.round(results.durationS)} s: \`${results.command}\`.${results.clientsLeave !== undefined && results.clientsLeave.startedAt.slice(0, 16) !== results.startedAt.slice(0, 16) ? ' The clients-leave section was measured in a later run of its own (it says when and how).' : ''}`,
+    `- Run started ${results.startedAt}, took ${Math.round(results.durationS)} s: \`${results.command}\`.${results.clientsLeave !== undefined && results.clientsLeave.startedAt.slice(0, 16) !== results.startedAt.slice(0, 16) ? ' The clients-leave section was measured in a later run of its own (it says when and how).' : ''}${results.rejection !== undefined && results.rejection.startedAt.slice(0, 16) !== results.startedAt.slice(0, 16) ? ' So was the rejection tier.' : ''}${(results.macro?.reruns ?? []).length > 0 ? ' Some rows of the overload matrix were measured again later (the section says which).' : ''}`,
   )
   lines.push(
     '- Reproduce: `bash scripts/bootstrap.sh && pnpm bench` (full, about 18 minutes), or `pnpm bench --quick` (about a minute, written to benchmarks/results/ only). `pnpm bench --only macro --systems express,ours-express` runs a subset, and `--merge` writes the tiers it ran into the existing results in place of their old figures. Raw results: [benchmarks/results/latest.json](../benchmarks/results/latest.json).',
@@ -135,10 +166,16 @@ export async function writeReport(results: BenchResults): Promise<string[]> {
     }
     lines.push('')
     lines.push(
-      '"Tuned to the pool" is `{ maxConcurrency: P, maxQueueDepth: 2·P }`. The p-queue guard is `new PQueue({ concurrency: P })` answering 503 with `Retry-After: 5` once `queue.size ≥ 100` (a quarter second of the pool\'s work). The seed\'s reference design is transcribed as-is in benchmarks/src/seed.ts (100 in flight, 1000 queued, setImmediate polling, sort per dequeue).',
+      '"Attached" is the same middleware plus `limiter.attach(server)` after `app.listen()`: admission runs in the node:http server\'s own request listener, before the framework; an admitted request goes on into the framework and the middleware lets it through. "Tuned to the pool" is `{ maxConcurrency: P, maxQueueDepth: 2·P }`. The p-queue guard is `new PQueue({ concurrency: P })` answering 503 with `Retry-After: 5` once `queue.size ≥ 100` (a quarter second of the pool\'s work). The seed\'s reference design is transcribed as-is in benchmarks/src/seed.ts (100 in flight, 1000 queued, setImmediate polling, sort per dequeue).',
     )
     if (macro.skipped.length > 0)
       lines.push(`\nSkipped (package missing or failed to start): ${macro.skipped.join(', ')}.`)
+    for (const rerun of macro.reruns ?? []) {
+      lines.push('')
+      lines.push(
+        `Measured again later, in a run of their own, in place of their rows of the full run: ${rerun.systems.map((x) => `\`${x}\``).join(', ')} at ${rerun.multiples.map((x) => `${x}×`).join(', ')} C${rerun.runs > 1 ? `, ${rerun.runs} runs each (interleaved: every system once per run; every run shown)` : ''}, ${rerun.startedAt} (load average ${rerun.loadavgStart.join(' / ')} at start, ${rerun.loadavgEnd.join(' / ')} at end), code at ${rerun.revision}: \`${rerun.command}\`.`,
+      )
+    }
     lines.push('')
 
     const rows: Row[] = macro.phases.map((p) => ({
@@ -246,6 +283,14 @@ export async function writeReport(results: BenchResults): Promise<string[]> {
 
   const leave = results.clientsLeave
   if (leave !== undefined && leave.phases.length > 0) lines.push(clientsLeaveSection(leave))
+
+  if (macro !== undefined) {
+    const attached = attachedSection(macro)
+    if (attached !== undefined) lines.push(attached)
+  }
+  if (results.rejection !== undefined && results.rejection.samples.length > 0) {
+    lines.push(rejectionSection(results.rejection))
+  }
 
   const cpu = results.cpu
   if (cpu !== undefined && cpu.phases.length > 0) {
@@ -358,6 +403,99 @@ function clientsLeaveSection(leave: NonNullable<BenchResults['clientsLeave']>): 
     const l = p.load
     out.push(
       `| ${label(p.system)} | ${l.deadlineMs} ms | ${p.run} | **${fmt(p.goodputPct, 1)}** | ${fmt(l.p99Ms)} | ${l.status503WithRetryAfter + l.status503NoRetryAfter} | ${l.timeouts} | ${p.routesLeftMidway} | **${p.departedQueries}** of ${p.queries} | **${p.maxRoutes}** | ${p.maxPoolBusy} | ${p.abandoned ?? '–'} | ${p.inFlightAfter ?? '–'}${p.routesRunning > 0 ? ` (${p.routesRunning} route bodies still running)` : ''} | ${fmt(p.serverCpuPct)} | ${p.meanHoldMs ? fmt(p.meanHoldMs, 2) : '–'} |`,
+    )
+  }
+  out.push('')
+  return out.join('\n')
+}
+
+/** Middleware and attached side by side at 10×, every run, against the target of the issue. */
+function attachedSection(macro: NonNullable<BenchResults['macro']>): string | undefined {
+  const x = ATTACHED_TARGET.multiple
+  const systems: string[] = ATTACHED_PAIRS.flatMap((p) => [p.middleware, p.attached])
+  const phases = (macro.phases as MacroPhase[])
+    .filter((p) => p.multiple === x && systems.includes(p.system))
+    .sort((a, b) => systems.indexOf(a.system) - systems.indexOf(b.system) || (a.run ?? 0) - (b.run ?? 0))
+  if (!phases.some((p) => p.system.endsWith('-attached'))) return undefined
+  const out: string[] = []
+  out.push('## Attached: admission before the framework, at 10×')
+  out.push('')
+  out.push(
+    `The overload scenario at ${x}× C with no options, our middleware alone against the same middleware attached to the server (\`limiter.attach(server)\`). Target: every run at ≥ ${ATTACHED_TARGET.goodputPct}% of C, ${ATTACHED_TARGET.timeouts} timeouts, p99 of accepted ≤ ${ATTACHED_TARGET.p99Ms} ms. "Server CPU" is the server's share of one core; "query hold" is S plus how late the server's event loop read the database's answer, and S / hold caps goodput whatever admission does.`,
+  )
+  out.push('')
+  out.push(
+    '| system | run | goodput % of C | p99 ms | timeouts | 503 | server CPU % of a core | query hold ms | ceiling % of C | target met |',
+  )
+  out.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---|')
+  for (const p of phases) {
+    const l = p.load
+    out.push(
+      `| ${label(p.system)} | ${p.run ?? 1} | **${fmt(p.goodputPct, 1)}** | ${fmt(l.p99Ms)} | ${l.timeouts} | ${l.status503WithRetryAfter + l.status503NoRetryAfter} | ${fmt(p.serverCpuPct)} | ${p.meanHoldMs ? fmt(p.meanHoldMs, 2) : '–'} | ${p.meanHoldMs ? fmt((macro.scenario.queryMs / p.meanHoldMs) * 100, 1) : '–'} | ${meetsAttachedTarget(p) ? 'yes' : '**no**'} |`,
+    )
+  }
+  out.push('')
+  for (const pair of ATTACHED_PAIRS) {
+    const runsOf = (system: string) => phases.filter((p) => p.system === system)
+    const attached = runsOf(pair.attached)
+    const middleware = runsOf(pair.middleware)
+    if (attached.length === 0) continue
+    const met = attached.filter(meetsAttachedTarget).length
+    const range = (ps: CompactPhase[], f: (p: CompactPhase) => number, digits = 0): string =>
+      ps.length === 0 ? '–' : `${fmt(Math.min(...ps.map(f)), digits)}–${fmt(Math.max(...ps.map(f)), digits)}`
+    out.push(
+      `- **${pair.framework}**: target met in ${met} of ${attached.length} runs attached. Goodput ${range(attached, (p) => p.goodputPct, 1)}% attached vs ${range(middleware, (p) => p.goodputPct, 1)}% middleware; p99 ${range(attached, (p) => p.load.p99Ms)} vs ${range(middleware, (p) => p.load.p99Ms)} ms; server CPU ${range(attached, (p) => p.serverCpuPct)}% vs ${range(middleware, (p) => p.serverCpuPct)}% of a core; query hold ${range(attached, (p) => p.meanHoldMs, 2)} vs ${range(middleware, (p) => p.meanHoldMs, 2)} ms.`,
+    )
+  }
+  out.push('')
+  return out.join('\n')
+}
+
+/** Rejections per second and CPU per rejection of servers held at their limit, every round shown. */
+function rejectionSection(rejection: NonNullable<BenchResults['rejection']>): string {
+  const out: string[] = []
+  const o = rejection.options
+  out.push('## Rejection throughput: a server held at its limit')
+  out.push('')
+  out.push(
+    `How cheaply a server turns requests away decides how much of its core it keeps at 10× overload, where nine requests in ten are turned away. Ours runs with \`{ maxConcurrency: ${o.maxConcurrency}, maxQueueDepth: ${o.maxQueueDepth} }\`, and one request, sent first on a socket of its own, holds the one slot for the whole tier (its route never ends), so every request of the load is rejected as soon as it is decided; the bare systems answer every request with the same 503 bytes (the headers and body of ours), written the way our adapter for that framework writes its own: node:http's \`res.writeHead().end()\` in the server's only request listener, as the first Express or Koa middleware, or from a Fastify \`onRequest\` hook. Every server in its own child process, with no listener of the harness on it; closed-loop load on \`GET /work\` (never admitted) over ${rejection.connections} keep-alive sockets, each sending its next request when the previous answer arrives, ${rejection.durationMs / 1000} s per sample after a ${rejection.warmupMs / 1000} s warm-up. The ${rejection.systems.length} servers run in the order below, then again, ${rejection.rounds} rounds (A B A B …); ratios are taken within a round. Server CPU is read from \`/proc\` over the window; the generator shares the same two cores, so at the fast end the rate it can drive bounds the rejections per second, and CPU per rejection is the figure that does not depend on it. Measured ${rejection.startedAt} (load average ${rejection.loadavgStart.join(' / ')} at start, ${rejection.loadavgEnd.join(' / ')} at end), code at ${rejection.revision}: \`${rejection.command}\`.`,
+  )
+  out.push('')
+  const rounds = [...new Set(rejection.samples.map((s) => s.round))].sort((a, b) => a - b)
+  out.push(
+    `| system | rejections/s, median | per round | CPU µs per rejection, median | per round | server / generator CPU % of a core (median) | not a 503 |`,
+  )
+  out.push('|---|---:|---|---:|---|---|---:|')
+  for (const system of rejection.systems) {
+    const mine = rejection.samples.filter((s) => s.system === system).sort((a, b) => a.round - b.round)
+    const m = rejection.medians[system]
+    const mid = (f: (s: (typeof mine)[number]) => number): string => {
+      const sorted = mine.map(f).sort((a, b) => a - b)
+      return fmt(sorted[Math.floor((sorted.length - 1) / 2)])
+    }
+    const bad = mine.reduce((n, s) => n + s.other + s.timeouts + s.socketErrors, 0)
+    const hold = rejection.held[system]
+    out.push(
+      `| ${label(system)}${hold !== undefined && !(hold.unanswered && hold.inFlight === 1) ? ' ⚠ slot not held' : ''} | **${fmt(m?.rejectionsPerS)}** | ${mine.map((s) => fmt(s.rejectionsPerS)).join(', ')} | **${fmt(m?.cpuUsPerRejection, 1)}** | ${mine.map((s) => fmt(s.cpuUsPerRejection, 1)).join(', ')} | ${mid((s) => s.serverCpuPct)} / ${mid((s) => s.generatorCpuPct)} | ${bad} |`,
+    )
+  }
+  out.push('')
+  out.push(
+    `Ratios within each round (rounds ${rounds.join(', ')}), median (min–max): rejections per second (> 1: more turned away a second) and CPU per rejection (< 1: cheaper).`,
+  )
+  out.push('')
+  out.push('| ratio | rejections/s | per round | CPU per rejection | per round | target |')
+  out.push('|---|---:|---|---:|---|---|')
+  for (const r of rejection.ratios) {
+    const target = REJECTION_TARGETS.find((t) => t.ratio === r.name)
+    const med = (values: number[]): number =>
+      [...values].sort((a, b) => a - b)[Math.floor((values.length - 1) / 2)]!
+    const cell =
+      target === undefined
+        ? ''
+        : `${target.text}: ${med(r.throughput) >= target.value ? 'met' : '**not met**'} in rejections/s, ${1 / med(r.cpu) >= target.value ? 'met' : '**not met**'} in CPU`
+    out.push(
+      `| ${r.name} | **${spread(r.throughput)}** | ${r.throughput.map((v) => v.toFixed(2)).join(', ')} | **${spread(r.cpu)}** | ${r.cpu.map((v) => v.toFixed(2)).join(', ')} | ${cell} |`,
     )
   }
   out.push('')

@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net'
 import type { BackpressureController } from '@backpressure/core'
 import { SimPool, spin } from './sim-db.js'
 import { sleep } from './stats.js'
-import { arrivalOf, type SystemContext, systemByName } from './systems.js'
+import { arrivalOf, type SystemContext, systemByName, unstamp } from './systems.js'
 
 export interface ChildConfig {
   readonly system: string
@@ -22,6 +22,11 @@ export interface ChildConfig {
   readonly deadlineMs: number
   /** Capacity step: the pool becomes `size` at `atMs` after the load starts and recovers at `recoverAtMs`. */
   readonly step?: { readonly atMs: number; readonly size: number; readonly recoverAtMs: number }
+  /**
+   * The rejection tier: the route's work never ends (the one request admitted holds its slot for
+   * good), and the server runs with the framework's listener only (no arrival stamp).
+   */
+  readonly hold?: boolean
 }
 
 /** `drainMs`: first wait up to this long for every route body to end, so our controller's books can be read at rest. */
@@ -70,10 +75,12 @@ let routesLeftMidway = 0
 
 // The route ignores the request's abort signal on purpose: its query runs to the end whether or not
 // its client is still there, the hard case for a limit that must keep bounding the work.
+const never = new Promise<void>(() => {})
 const ctx: SystemContext = {
   poolSize: config.poolSize,
   queryMs: config.queryMs,
   work: async (req) => {
+    if (config.hold === true) return never
     routesNow++
     if (routesNow > maxRoutes) maxRoutes = routesNow
     if (req.socket.destroyed) routesForGone++
@@ -103,6 +110,7 @@ try {
   const system = systemByName(config.system)
   const built = await system.build(ctx)
   const server = built.server
+  if (config.hold === true) unstamp(server)
   server.listen(0, '127.0.0.1', () => {
     send({ type: 'ready', port: (server.address() as AddressInfo).port })
   })

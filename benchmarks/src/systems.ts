@@ -34,7 +34,7 @@ export interface BuiltSystem {
 export interface SystemInfo {
   readonly name: string
   readonly label: string
-  readonly framework: 'express' | 'fastify' | 'koa'
+  readonly framework: 'node' | 'express' | 'fastify' | 'koa'
   readonly kind: 'naive' | 'peer' | 'seed' | 'ours'
   readonly build: (ctx: SystemContext) => Promise<BuiltSystem>
 }
@@ -45,6 +45,14 @@ function stamp(req: Stamped): void {
 
 export function arrivalOf(req: http.IncomingMessage): number {
   return (req as Stamped)[ARRIVAL] ?? performance.now()
+}
+
+/**
+ * Takes the arrival stamp off a server: the rejection tier measures the framework's request path
+ * alone, with no listener of the harness beside it.
+ */
+export function unstamp(server: http.Server): void {
+  server.removeListener('request', stamp)
 }
 
 function serverFor(listener: http.RequestListener): http.Server {
@@ -155,14 +163,30 @@ async function koaApp(ctx: SystemContext, before?: (app: import('koa')) => void)
 
 // --- ours ---------------------------------------------------------------------------------------
 
-type MiddlewareWithController<T> = T & { controller: BackpressureController }
+type MiddlewareWithController<T> = T & {
+  controller: BackpressureController
+  attach?: (server: http.Server) => void
+}
 
-async function oursExpress(ctx: SystemContext, options: object): Promise<BuiltSystem> {
+/**
+ * `limiter.attach(server)` as the README has it, after the framework's listener is on the server. The
+ * arrival stamp goes back in front, so it still stamps before admission and the framework remains the
+ * only listener attach() wraps.
+ */
+function attach(server: http.Server, middleware: MiddlewareWithController<unknown>): void {
+  if (middleware.attach === undefined) throw new Error('this adapter has no attach()')
+  unstamp(server)
+  middleware.attach(server)
+  server.prependListener('request', stamp)
+}
+
+async function oursExpress(ctx: SystemContext, options: object, attached = false): Promise<BuiltSystem> {
   const { backpressure } = (await import('@backpressure/express')) as {
     backpressure: (o: object) => MiddlewareWithController<import('express').RequestHandler>
   }
   const middleware = backpressure(options)
   const server = await expressApp(ctx, (app) => app.use(middleware))
+  if (attached) attach(server, middleware)
   return { server, controller: middleware.controller }
 }
 
@@ -177,13 +201,71 @@ async function oursFastify(ctx: SystemContext, options: object): Promise<BuiltSy
   return controller === undefined ? { server } : { server, controller }
 }
 
-async function oursKoa(ctx: SystemContext, options: object): Promise<BuiltSystem> {
+async function oursKoa(ctx: SystemContext, options: object, attached = false): Promise<BuiltSystem> {
   const { backpressure } = (await import('@backpressure/koa')) as {
     backpressure: (o: object) => MiddlewareWithController<import('koa').Middleware>
   }
   const middleware = backpressure(options)
   const server = await koaApp(ctx, (app) => app.use(middleware))
+  if (attached) attach(server, middleware)
   return { server, controller: middleware.controller }
+}
+
+// --- bare 503s (the rejection tier) ------------------------------------------------------------
+
+/**
+ * The answer every bare 503 of the rejection tier gives: the bytes of our own rejection (the same
+ * headers, a body of the same shape), written the way the adapter for that framework writes ours, so
+ * a difference between a bare 503 and ours is the framework's path to the answer plus our decision,
+ * not a different response.
+ */
+const BODY_503 = '{"error":"Service Unavailable","reason":"queue_full","retryAfter":1}'
+const HEADERS_503 = Object.freeze({
+  'content-type': 'application/json; charset=utf-8',
+  'cache-control': 'no-store',
+  'retry-after': '1',
+  'content-length': String(BODY_503.length),
+})
+
+/** node:http alone: its request listener writes the fixed 503, nothing else runs. */
+async function raw503(): Promise<BuiltSystem> {
+  return {
+    server: serverFor((_req, res) => {
+      res.writeHead(503, HEADERS_503).end(BODY_503)
+    }),
+  }
+}
+
+/** Express with a first middleware that answers every request 503. */
+async function express503(ctx: SystemContext): Promise<BuiltSystem> {
+  const server = await expressApp(ctx, (app) =>
+    app.use((_req, res) => {
+      res.writeHead(503, HEADERS_503).end(BODY_503)
+    }),
+  )
+  return { server }
+}
+
+/** Koa with a first middleware that answers every request 503. */
+async function koa503(ctx: SystemContext): Promise<BuiltSystem> {
+  const server = await koaApp(ctx, (app) =>
+    app.use((kctx) => {
+      kctx.status = 503
+      kctx.set(HEADERS_503)
+      kctx.body = BODY_503
+    }),
+  )
+  return { server }
+}
+
+/** Fastify with an onRequest hook that answers every request 503 (where our plugin's hook runs). */
+async function fastify503(ctx: SystemContext): Promise<BuiltSystem> {
+  const { server } = await fastifyApp(ctx, async (app) => {
+    app.addHook('onRequest', (_request, reply, _done) => {
+      reply.code(503).headers(HEADERS_503).send(BODY_503)
+    })
+  })
+  return { server }
 }
 
 // --- peers --------------------------------------------------------------------------------------
@@ -341,6 +423,13 @@ export const SYSTEMS: readonly SystemInfo[] = [
     build: (ctx) => oursExpress(ctx, tunedOptions(ctx)),
   },
   {
+    name: 'ours-express-attached',
+    label: 'ours, Express, attached, default options',
+    framework: 'express',
+    kind: 'ours',
+    build: (ctx) => oursExpress(ctx, defaultOptions(), true),
+  },
+  {
     name: 'ours-fastify',
     label: 'ours, Fastify, default options',
     framework: 'fastify',
@@ -367,6 +456,13 @@ export const SYSTEMS: readonly SystemInfo[] = [
     framework: 'koa',
     kind: 'ours',
     build: (ctx) => oursKoa(ctx, tunedOptions(ctx)),
+  },
+  {
+    name: 'ours-koa-attached',
+    label: 'ours, Koa, attached, default options',
+    framework: 'koa',
+    kind: 'ours',
+    build: (ctx) => oursKoa(ctx, defaultOptions(), true),
   },
 ]
 
@@ -395,8 +491,81 @@ export const FIXED_SYSTEMS: readonly SystemInfo[] = [
   },
 ]
 
+/**
+ * The rejection tier's limit: one slot, no queue. One request holds the slot for the whole tier, so
+ * every other request is turned away the moment it is decided.
+ */
+export const HELD_OPTIONS = Object.freeze({ maxConcurrency: 1, maxQueueDepth: 0 })
+
+/**
+ * The rejection tier's systems, in the order each round runs them: per framework, the bare 503 first,
+ * then ours. Not in the overload matrix.
+ */
+export const REJECTION_SYSTEMS: readonly SystemInfo[] = [
+  { name: 'raw-503', label: 'node:http, fixed 503', framework: 'node', kind: 'naive', build: raw503 },
+  {
+    name: 'express-503',
+    label: 'Express, first middleware answers 503',
+    framework: 'express',
+    kind: 'naive',
+    build: express503,
+  },
+  {
+    name: 'ours-express-held',
+    label: 'ours, Express middleware',
+    framework: 'express',
+    kind: 'ours',
+    build: (ctx) => oursExpress(ctx, HELD_OPTIONS),
+  },
+  {
+    name: 'ours-express-attached-held',
+    label: 'ours, Express, attached',
+    framework: 'express',
+    kind: 'ours',
+    build: (ctx) => oursExpress(ctx, HELD_OPTIONS, true),
+  },
+  {
+    name: 'koa-503',
+    label: 'Koa, first middleware answers 503',
+    framework: 'koa',
+    kind: 'naive',
+    build: koa503,
+  },
+  {
+    name: 'ours-koa-held',
+    label: 'ours, Koa middleware',
+    framework: 'koa',
+    kind: 'ours',
+    build: (ctx) => oursKoa(ctx, HELD_OPTIONS),
+  },
+  {
+    name: 'ours-koa-attached-held',
+    label: 'ours, Koa, attached',
+    framework: 'koa',
+    kind: 'ours',
+    build: (ctx) => oursKoa(ctx, HELD_OPTIONS, true),
+  },
+  {
+    name: 'fastify-503',
+    label: 'Fastify, onRequest hook answers 503',
+    framework: 'fastify',
+    kind: 'naive',
+    build: fastify503,
+  },
+  {
+    name: 'ours-fastify-held',
+    label: 'ours, Fastify plugin',
+    framework: 'fastify',
+    kind: 'ours',
+    build: (ctx) => oursFastify(ctx, HELD_OPTIONS),
+  },
+]
+
 export function systemByName(name: string): SystemInfo {
-  const system = SYSTEMS.find((s) => s.name === name) ?? FIXED_SYSTEMS.find((s) => s.name === name)
+  const system =
+    SYSTEMS.find((s) => s.name === name) ??
+    FIXED_SYSTEMS.find((s) => s.name === name) ??
+    REJECTION_SYSTEMS.find((s) => s.name === name)
   if (system === undefined) throw new Error(`unknown system ${name}`)
   return system
 }

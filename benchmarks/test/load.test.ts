@@ -1,7 +1,7 @@
 import http from 'node:http'
 import net, { type AddressInfo } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { runLoad } from '../src/load.js'
+import { runClosedLoop, runLoad } from '../src/load.js'
 
 // A server whose answer depends only on the order requests arrive in: every outcome the generator
 // distinguishes, eight times each, so its counts must match exactly.
@@ -132,7 +132,8 @@ describe('HTTP/1.1 framing', () => {
       expect(result.status503WithRetryAfter).toBe(20)
       expect(result.retryAfter).toEqual({ '4': 20 })
       expect(result.socketErrors + result.timeouts + result.otherStatus + result.unanswered).toBe(0)
-      expect(server.sockets()).toBeLessThan(20)
+      // Reused: with one request per socket and no reuse there would be 40 (a loaded machine needs more than 20).
+      expect(server.sockets()).toBeLessThan(40)
     } finally {
       server.close()
     }
@@ -252,5 +253,69 @@ describe('HTTP/1.1 framing', () => {
     expect(result.sent).toBe(10)
     expect(result.socketErrors).toBe(10)
     expect(result.timeouts + result.unanswered).toBe(0)
+  })
+})
+
+describe('closed-loop load generator', () => {
+  it('keeps exactly `connections` requests outstanding, one per socket, and counts only answers in its window', async () => {
+    let now = 0
+    let most = 0
+    let arrivals = 0
+    const server = await serve((req, res) => {
+      arrivals++
+      most = Math.max(most, ++now)
+      req.resume()
+      setTimeout(() => {
+        now--
+        res.writeHead(503, { 'retry-after': '1', 'content-length': '0' }).end()
+      }, 5)
+    })
+    let atWindowEnd = -1
+    try {
+      const result = await runClosedLoop({
+        origin: server.origin,
+        path: '/',
+        connections: 4,
+        durationMs: 200,
+        onWindowEnd: () => {
+          atWindowEnd = arrivals
+        },
+      })
+      expect(most).toBe(4)
+      expect(server.sockets()).toBe(4)
+      // Each answer sends the next request: every request but the 4 still out when the window closed was answered in it.
+      expect(result.sent).toBe(arrivals)
+      expect(result.status503WithRetryAfter).toBe(result.sent - 4)
+      expect(result.retryAfter).toEqual({ '1': result.sent - 4 })
+      expect(atWindowEnd).toBeGreaterThan(0)
+      expect(result.timeouts + result.socketErrors + result.otherStatus + result.status2xx).toBe(0)
+      expect(result.windowMs).toBeGreaterThanOrEqual(199)
+    } finally {
+      server.close()
+    }
+  })
+
+  it('replaces a request unanswered at its deadline, on a fresh socket, and goes on', async () => {
+    let arrivals = 0
+    const server = await serve((req, res) => {
+      req.resume()
+      // The first request hangs; every later one is answered at once.
+      if (arrivals++ > 0) res.writeHead(200, { 'content-length': '2' }).end('ok')
+    })
+    try {
+      const result = await runClosedLoop({
+        origin: server.origin,
+        path: '/',
+        connections: 1,
+        durationMs: 200,
+        deadlineMs: 50,
+      })
+      expect(result.timeouts).toBe(1)
+      expect(result.status2xx).toBeGreaterThan(0)
+      expect(result.status2xx).toBe(result.sent - 2)
+      expect(server.sockets()).toBe(2)
+    } finally {
+      server.close()
+    }
   })
 })

@@ -24,4 +24,43 @@ describe('bench --merge', () => {
     const previous = run('full run', { cpu: { phases: [] } as unknown as NonNullable<BenchResults['cpu']> })
     expect(mergeTiers(previous, run('now', {}), new Set(['cpu'])).cpu).toBeUndefined()
   })
+
+  it('merges rows of the overload matrix measured again, keeping every other row', () => {
+    const phase = (system: string, multiple: number, goodputPct: number, run?: number) =>
+      ({ system, multiple, goodputPct, ...(run === undefined ? {} : { run }) }) as NonNullable<
+        BenchResults['macro']
+      >['phases'][number]
+    const previous = run('full run', {
+      macro: {
+        multiples: [1, 10],
+        skipped: [],
+        phases: [phase('a', 1, 50), phase('a', 10, 80), phase('b', 10, 70)],
+      } as unknown as NonNullable<BenchResults['macro']>,
+    })
+    const rerun = {
+      startedAt: 'later',
+      command: 'pnpm bench --only macro',
+      systems: ['a'],
+      multiples: [10],
+      runs: 2,
+    }
+    const current = run('later', {
+      macro: {
+        multiples: [10],
+        skipped: [],
+        phases: [phase('a', 10, 98, 1), phase('a', 10, 99, 2)],
+        rerun,
+      } as unknown as NonNullable<BenchResults['macro']>,
+    })
+    const merged = mergeTiers(previous, current, new Set(['macro'])).macro!
+    expect(merged.phases.map((p) => [p.system, p.multiple, p.goodputPct])).toEqual([
+      ['a', 1, 50],
+      ['b', 10, 70],
+      ['a', 10, 98],
+      ['a', 10, 99],
+    ])
+    expect(merged.multiples).toEqual([1, 10])
+    expect(merged.reruns).toEqual([rerun])
+    expect(merged.rerun).toBeUndefined()
+  })
 })
