@@ -210,6 +210,8 @@ function compact(phase: PhaseResult): CompactPhase {
     goodputPct: round(phase.goodputPct, 1),
     serverCpuMs: round(phase.serverCpuMs),
     serverCpuPct: round(phase.serverCpuPct, 1),
+    generatorCpuPct: round(phase.generatorCpuPct, 1),
+    othersCpuPct: round(phase.othersCpuPct, 1),
     rssEndBytes: rssSeries.at(-1) ?? Number.NaN,
     limitMedian: limits.length === 0 ? null : limits[Math.floor(limits.length / 2)]!,
   }
@@ -219,7 +221,8 @@ function describe(p: CompactPhase): string {
   const l = p.load
   return (
     `${p.system} @${p.multiple}×: goodput ${p.goodputPct}% p99 ${l.p99Ms} ms, 503 ${l.status503WithRetryAfter + l.status503NoRetryAfter}, ` +
-    `timeouts ${l.timeouts}, sent ${Math.round(l.achievedRate)}/s, RSS ${Math.round(p.peakRssBytes / 2 ** 20)} MB`
+    `timeouts ${l.timeouts}, sent ${Math.round(l.achievedRate)}/s, RSS ${Math.round(p.peakRssBytes / 2 ** 20)} MB, ` +
+    `query hold ${p.meanHoldMs.toFixed(1)} ms, CPU % of a core: server ${p.serverCpuPct}, generator ${p.generatorCpuPct}, others ${p.othersCpuPct}`
   )
 }
 

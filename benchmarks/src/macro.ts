@@ -3,7 +3,7 @@
  * nothing carries over) over the simulated database, under open-loop load, measured from outside.
  */
 import { type LoadResult, runLoad } from './load.js'
-import { cpuNs, memory, startServer } from './proc.js'
+import { cpuNs, machineBusyMs, memory, startServer } from './proc.js'
 import type { ChildConfig } from './server-child.js'
 import { cov, quantile, round, sleep } from './stats.js'
 
@@ -29,6 +29,9 @@ export interface PhaseResult {
   readonly serverCpuMs: number
   /** Server CPU as a share of one core over the phase. */
   readonly serverCpuPct: number
+  /** The load generator's CPU (this process), and every other process's on the machine, as shares of one core. */
+  readonly generatorCpuPct: number
+  readonly othersCpuPct: number
   readonly peakRssBytes: number
   /** RSS at the end of the load, and its samples over the phase (every 250 ms). */
   readonly rssSeries: number[]
@@ -100,6 +103,8 @@ export async function runPhase(options: PhaseOptions): Promise<PhaseResult> {
       rssSeries.push(rssNow)
     }, 250)
     const cpuBefore = cpuNs(server.pid)
+    const machineBefore = machineBusyMs()
+    const generatorBefore = process.cpuUsage()
     const wallBefore = performance.now()
     server.go()
     const onProgress = options.onProgress
@@ -112,11 +117,14 @@ export async function runPhase(options: PhaseOptions): Promise<PhaseResult> {
       ...(onProgress === undefined ? {} : { onProgress: (p) => onProgress({ ...p, rss: rssNow }) }),
     })
     const cpuAfter = cpuNs(server.pid)
+    const generator = process.cpuUsage(generatorBefore)
+    const machineMs = machineBusyMs() - machineBefore
     const wallMs = performance.now() - wallBefore
     clearInterval(sampler)
     const report = await server.report(options.drainMs)
     const peak = memory(server.pid).peak
     const serverCpuMs = (cpuAfter - cpuBefore) / 1e6
+    const generatorCpuMs = (generator.user + generator.system) / 1000
     return {
       system: options.system,
       multiple,
@@ -124,6 +132,8 @@ export async function runPhase(options: PhaseOptions): Promise<PhaseResult> {
       goodputPct: (load.okInTimeDuringLoad / (options.durationMs / 1000) / scenario.capacity) * 100,
       serverCpuMs,
       serverCpuPct: (serverCpuMs / wallMs) * 100,
+      generatorCpuPct: (generatorCpuMs / wallMs) * 100,
+      othersCpuPct: Math.max(0, ((machineMs - serverCpuMs - generatorCpuMs) / wallMs) * 100),
       peakRssBytes: peak,
       rssSeries,
       queries: report.queries,

@@ -4,6 +4,7 @@
  */
 import { type ChildProcess, fork } from 'node:child_process'
 import { readdirSync, readFileSync } from 'node:fs'
+import { cpus } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import type { ChildConfig, ChildMessage, ChildReport } from './server-child.js'
 
@@ -89,6 +90,17 @@ export function cpuNs(pid: number): number {
     return Number.NaN
   }
   return total
+}
+
+/**
+ * CPU time the whole machine spent busy (every core, every process), in ms: with the server's and the
+ * load generator's own time taken off, what the machine's other tenants used meanwhile. On a shared
+ * machine that is what moves a phase's figures, so each phase records it.
+ */
+export function machineBusyMs(): number {
+  let busy = 0
+  for (const cpu of cpus()) busy += cpu.times.user + cpu.times.nice + cpu.times.sys + cpu.times.irq
+  return busy
 }
 
 /** Resident set size now and its peak (VmHWM), in bytes. */

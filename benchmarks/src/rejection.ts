@@ -11,7 +11,7 @@
 import net from 'node:net'
 import { loadavg } from 'node:os'
 import { runClosedLoop } from './load.js'
-import { cpuNs, type ServerHandle, startServer } from './proc.js'
+import { cpuNs, machineBusyMs, type ServerHandle, startServer } from './proc.js'
 import { median, round } from './stats.js'
 import { HELD_OPTIONS, REJECTION_SYSTEMS } from './systems.js'
 
@@ -25,6 +25,8 @@ export interface RejectionSample {
   /** Server and load generator CPU over the window, % of one core. */
   readonly serverCpuPct: number
   readonly generatorCpuPct: number
+  /** Every other process on the machine (the machine is shared), % of one core. */
+  readonly othersCpuPct: number
   readonly rejected: number
   /** Anything but a 503: a 2xx means the held slot was lost, and the sample is not a rejection figure. */
   readonly other: number
@@ -169,7 +171,9 @@ export async function runRejection(options: {
       for (const [name, { handle }] of servers) {
         let cpuAfter = 0
         let generatorAfter = 0
+        let machineAfter = 0
         const generatorBefore = process.cpuUsage()
+        const machineBefore = machineBusyMs()
         const cpuBefore = cpuNs(handle.pid)
         const load = await runClosedLoop({
           ...closedLoop,
@@ -177,6 +181,7 @@ export async function runRejection(options: {
           durationMs: options.durationMs,
           onWindowEnd: () => {
             cpuAfter = cpuNs(handle.pid)
+            machineAfter = machineBusyMs()
             const used = process.cpuUsage(generatorBefore)
             generatorAfter = (used.user + used.system) / 1000
           },
@@ -190,6 +195,10 @@ export async function runRejection(options: {
           cpuUsPerRejection: round((serverMs * 1000) / Math.max(1, rejected), 2),
           serverCpuPct: round((serverMs / load.windowMs) * 100, 1),
           generatorCpuPct: round((generatorAfter / load.windowMs) * 100, 1),
+          othersCpuPct: round(
+            Math.max(0, ((machineAfter - machineBefore - serverMs - generatorAfter) / load.windowMs) * 100),
+            1,
+          ),
           rejected,
           other: load.status2xx + load.status429 + load.otherStatus,
           timeouts: load.timeouts,
@@ -198,7 +207,7 @@ export async function runRejection(options: {
         }
         samples.push(sample)
         log(
-          `  round ${r}, ${name}: ${sample.rejectionsPerS} rejections/s, ${sample.cpuUsPerRejection} µs CPU each; server ${sample.serverCpuPct}% / generator ${sample.generatorCpuPct}% of a core${sample.other + sample.timeouts + sample.socketErrors > 0 ? `; other ${sample.other}, timeouts ${sample.timeouts}, socket errors ${sample.socketErrors}` : ''}`,
+          `  round ${r}, ${name}: ${sample.rejectionsPerS} rejections/s, ${sample.cpuUsPerRejection} µs CPU each; server ${sample.serverCpuPct}% / generator ${sample.generatorCpuPct}% / others ${sample.othersCpuPct}% of a core${sample.other + sample.timeouts + sample.socketErrors > 0 ? `; other ${sample.other}, timeouts ${sample.timeouts}, socket errors ${sample.socketErrors}` : ''}`,
         )
       }
     }

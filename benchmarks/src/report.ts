@@ -285,7 +285,7 @@ export async function writeReport(results: BenchResults): Promise<string[]> {
   if (leave !== undefined && leave.phases.length > 0) lines.push(clientsLeaveSection(leave))
 
   if (macro !== undefined) {
-    const attached = attachedSection(macro)
+    const attached = attachedSection(macro, results.machine.cores)
     if (attached !== undefined) lines.push(attached)
   }
   if (results.rejection !== undefined && results.rejection.samples.length > 0) {
@@ -410,7 +410,7 @@ function clientsLeaveSection(leave: NonNullable<BenchResults['clientsLeave']>): 
 }
 
 /** Middleware and attached side by side at 10×, every run, against the target of the issue. */
-function attachedSection(macro: NonNullable<BenchResults['macro']>): string | undefined {
+function attachedSection(macro: NonNullable<BenchResults['macro']>, cores: number): string | undefined {
   const x = ATTACHED_TARGET.multiple
   const systems: string[] = ATTACHED_PAIRS.flatMap((p) => [p.middleware, p.attached])
   const phases = (macro.phases as MacroPhase[])
@@ -425,16 +425,24 @@ function attachedSection(macro: NonNullable<BenchResults['macro']>): string | un
   )
   out.push('')
   out.push(
-    '| system | run | goodput % of C | p99 ms | timeouts | 503 | server CPU % of a core | query hold ms | ceiling % of C | target met |',
+    '| system | run | goodput % of C | p99 ms | timeouts | 503 | sent/s | query hold ms | ceiling % of C | CPU % of a core: server / generator / other tenants | target met |',
   )
-  out.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---|')
+  out.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|')
   for (const p of phases) {
     const l = p.load
     out.push(
-      `| ${label(p.system)} | ${p.run ?? 1} | **${fmt(p.goodputPct, 1)}** | ${fmt(l.p99Ms)} | ${l.timeouts} | ${l.status503WithRetryAfter + l.status503NoRetryAfter} | ${fmt(p.serverCpuPct)} | ${p.meanHoldMs ? fmt(p.meanHoldMs, 2) : '–'} | ${p.meanHoldMs ? fmt((macro.scenario.queryMs / p.meanHoldMs) * 100, 1) : '–'} | ${meetsAttachedTarget(p) ? 'yes' : '**no**'} |`,
+      `| ${label(p.system)} | ${p.run ?? 1} | **${fmt(p.goodputPct, 1)}** | ${fmt(l.p99Ms)} | ${l.timeouts} | ${l.status503WithRetryAfter + l.status503NoRetryAfter} | ${fmt(l.achievedRate)}${l.achievedRate < l.rate * 0.97 ? ` ⚠ of ${Math.round(l.rate)}` : ''} | ${p.meanHoldMs ? fmt(p.meanHoldMs, 2) : '–'} | ${p.meanHoldMs ? fmt((macro.scenario.queryMs / p.meanHoldMs) * 100, 1) : '–'} | ${fmt(p.serverCpuPct)} / ${fmt(p.generatorCpuPct)} / ${fmt(p.othersCpuPct)} | ${meetsAttachedTarget(p) ? 'yes' : '**no**'} |`,
     )
   }
   out.push('')
+  const misses = phases.filter((p) => !meetsAttachedTarget(p))
+  if (misses.length > 0) {
+    out.push('Where a run missed the target, what was measured with it:')
+    out.push('')
+    for (const p of misses)
+      out.push(`- ${label(p.system)}, run ${p.run ?? 1}: ${shortfall(p, macro.scenario.queryMs, cores)}`)
+    out.push('')
+  }
   for (const pair of ATTACHED_PAIRS) {
     const runsOf = (system: string) => phases.filter((p) => p.system === system)
     const attached = runsOf(pair.attached)
@@ -451,6 +459,38 @@ function attachedSection(macro: NonNullable<BenchResults['macro']>): string | un
   return out.join('\n')
 }
 
+/**
+ * Why a phase fell short, from its own figures: which part of the target it missed, and whether the
+ * server's event loop (query hold above S), the load generator (behind its schedule) or the machine's
+ * other tenants (their CPU over the phase) account for it.
+ */
+function shortfall(p: CompactPhase, queryMs: number, cores: number): string {
+  const l = p.load
+  const missed = [
+    p.goodputPct < ATTACHED_TARGET.goodputPct ? `goodput ${fmt(p.goodputPct, 1)}%` : '',
+    l.timeouts > ATTACHED_TARGET.timeouts ? `${l.timeouts} timeouts` : '',
+    l.p99Ms > ATTACHED_TARGET.p99Ms ? `p99 ${fmt(l.p99Ms)} ms` : '',
+  ].filter(Boolean)
+  const causes: string[] = []
+  const ceiling = p.meanHoldMs > 0 ? (queryMs / p.meanHoldMs) * 100 : 100
+  if (ceiling < ATTACHED_TARGET.goodputPct) {
+    causes.push(
+      `each query held its connection ${fmt(p.meanHoldMs, 1)} ms for ${queryMs} ms of I/O (the event loop read answers late), so the pool could give at most ${fmt(ceiling, 1)}% of C`,
+    )
+  }
+  if (l.achievedRate < l.rate * 0.97) {
+    causes.push(
+      `the load generator sent ${fmt(l.achievedRate)} of ${fmt(l.rate)} req/s (it was short of CPU itself)`,
+    )
+  }
+  if (p.othersCpuPct !== undefined) {
+    causes.push(
+      `the server used ${fmt(p.serverCpuPct)}% of a core, the generator ${fmt(p.generatorCpuPct)}%, the machine's other tenants ${fmt(p.othersCpuPct)}% (of the machine's ${cores * 100}%)`,
+    )
+  }
+  return `missed on ${missed.join(', ')}; ${causes.join('; ')}.`
+}
+
 /** Rejections per second and CPU per rejection of servers held at their limit, every round shown. */
 function rejectionSection(rejection: NonNullable<BenchResults['rejection']>): string {
   const out: string[] = []
@@ -463,7 +503,7 @@ function rejectionSection(rejection: NonNullable<BenchResults['rejection']>): st
   out.push('')
   const rounds = [...new Set(rejection.samples.map((s) => s.round))].sort((a, b) => a - b)
   out.push(
-    `| system | rejections/s, median | per round | CPU µs per rejection, median | per round | server / generator CPU % of a core (median) | not a 503 |`,
+    `| system | rejections/s, median | per round | CPU µs per rejection, median | per round | CPU % of a core, median: server / generator / other tenants | not a 503 |`,
   )
   out.push('|---|---:|---|---:|---|---|---:|')
   for (const system of rejection.systems) {
@@ -476,7 +516,7 @@ function rejectionSection(rejection: NonNullable<BenchResults['rejection']>): st
     const bad = mine.reduce((n, s) => n + s.other + s.timeouts + s.socketErrors, 0)
     const hold = rejection.held[system]
     out.push(
-      `| ${label(system)}${hold !== undefined && !(hold.unanswered && hold.inFlight === 1) ? ' ⚠ slot not held' : ''} | **${fmt(m?.rejectionsPerS)}** | ${mine.map((s) => fmt(s.rejectionsPerS)).join(', ')} | **${fmt(m?.cpuUsPerRejection, 1)}** | ${mine.map((s) => fmt(s.cpuUsPerRejection, 1)).join(', ')} | ${mid((s) => s.serverCpuPct)} / ${mid((s) => s.generatorCpuPct)} | ${bad} |`,
+      `| ${label(system)}${hold !== undefined && !(hold.unanswered && hold.inFlight === 1) ? ' ⚠ slot not held' : ''} | **${fmt(m?.rejectionsPerS)}** | ${mine.map((s) => fmt(s.rejectionsPerS)).join(', ')} | **${fmt(m?.cpuUsPerRejection, 1)}** | ${mine.map((s) => fmt(s.cpuUsPerRejection, 1)).join(', ')} | ${mid((s) => s.serverCpuPct)} / ${mid((s) => s.generatorCpuPct)} / ${mid((s) => s.othersCpuPct ?? Number.NaN)} | ${bad} |`,
     )
   }
   out.push('')
