@@ -14,7 +14,8 @@ import type { RequestState } from './request-state.js'
  * turn comes, never searched for.
  */
 export class BodyDeadlines {
-  private readonly states: (RequestState | undefined)[] = []
+  /** One small entry per watched request, emptied when its slot goes back, so a finished request (and its body) is not kept alive until its turn. */
+  private readonly states: (BodyWatch | undefined)[] = []
   private readonly dueAt: number[] = []
   private head = 0
   private timer: TimerHandle | undefined = undefined
@@ -28,7 +29,9 @@ export class BodyDeadlines {
 
   add(state: RequestState): void {
     const due = this.clock.now() + this.timeoutMs
-    this.states.push(state)
+    const watch: BodyWatch = { state }
+    state.bodyWatch = watch
+    this.states.push(watch)
     this.dueAt.push(due)
     if (this.timer === undefined) this.arm(due)
   }
@@ -41,12 +44,12 @@ export class BodyDeadlines {
     this.timer = undefined
     const now = this.clock.now()
     while (this.head < this.states.length && (this.dueAt[this.head] as number) <= now) {
-      const state = this.states[this.head] as RequestState
+      const state = (this.states[this.head] as BodyWatch).state
       this.states[this.head] = undefined
       this.head++
-      const req = state.res.req as IncomingMessage
       // Only a request still holding its slot: once released, its connection may serve another request.
-      if (state.holding && !state.gone && !req.complete) this.onTimeout(state)
+      if (state === undefined || !state.holding || state.gone) continue
+      if (!(state.res.req as IncomingMessage).complete) this.onTimeout(state)
     }
     // Drop the consumed front now and then, so the arrays stay as long as the requests pending.
     if (this.head > 1024 && this.head * 2 > this.states.length) {
@@ -56,6 +59,11 @@ export class BodyDeadlines {
     }
     if (this.head < this.states.length) this.arm(this.dueAt[this.head] as number)
   }
+}
+
+/** A watched request, until its slot goes back (RequestState empties it). */
+export interface BodyWatch {
+  state: RequestState | undefined
 }
 
 /** Whether a request announced a body: a non-zero Content-Length, or a Transfer-Encoding. */

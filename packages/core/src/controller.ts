@@ -384,7 +384,12 @@ export class BackpressureController {
       this.markIdle(now)
       return this.start(priority, now, now)
     }
-    this.limiter.onBlocked?.(now, this.inFlightCount)
+    // No free slot: a limit that waits on releases (a probe) may find none are coming and open slots.
+    const limiter = this.limiter
+    if (limiter.onBlocked !== undefined) {
+      limiter.onBlocked(now, this.inFlightCount)
+      if (this.queue.size === 0 && this.inFlightCount < limiter.value) return this.start(priority, now, now)
+    }
     // Waiters whose time is up leave before a newcomer is judged against the queue's length: a timer
     // that fires late (a busy event loop) must not turn fresh requests away as queue_full.
     if (this.timeoutTimer !== undefined && this.timeoutTimerAt <= now) this.expireWaiters()
@@ -531,20 +536,29 @@ export class BackpressureController {
     this.latency.record(serviceMs + permit.queuedMs, now)
     this.durationHistogram.observe(serviceMs / 1000)
     this.limiter.onSample(permit.startedAt, serviceMs, this.inFlightCount + 1)
+    this.handOn(now)
+  }
+
+  /** A slot came back: the next waiter gets it; a closing controller may be done. */
+  private handOn(now: number): void {
     this.drain(now)
     if (this.closed && this.inFlightCount === 0) this.resolveClosed()
   }
 
-  /** @internal Called by Permit.abandon() exactly once per permit, in place of _release. */
+  /**
+   * @internal Called by Permit.abandon() exactly once per permit, in place of _release. The hold says
+   * nothing about the service time (the bound chose it), so it is no latency sample: recorded, it
+   * would raise the p99 that the bound is derived from, and shed healthy requests as `latency`.
+   */
   _abandon(permit: Permit): void {
+    const now = this.clock.now()
     this.abandonedCount++
     if (this.events.wants('abandon')) {
-      this.events.emit('abandon', {
-        name: this.name,
-        heldMs: this.clock.now() - permit.startedAt,
-      })
+      this.events.emit('abandon', { name: this.name, heldMs: now - permit.startedAt })
     }
-    this._release(permit)
+    this.inFlightCount--
+    this.completedCount++
+    this.handOn(now)
   }
 
   /** @internal Counts a request answered 408 because its body did not arrive in time. */
@@ -754,6 +768,8 @@ export class BackpressureController {
     if (this.timeoutTimer !== undefined) this.clock.clearTimeout(this.timeoutTimer)
     this.timeoutTimer = undefined
     const now = this.clock.now()
+    // A probe waiting on work that does not end gets its slots before anyone is shed for waiting.
+    this.limiter.onBlocked?.(now, this.inFlightCount)
     const standing = this.isStanding(now)
     const bound = this.waitBound(standing)
     for (

@@ -13,7 +13,7 @@ import {
 } from './http-rate-limit.js'
 import { type MetricsOptions, MetricsRoute } from './metrics-route.js'
 import { metricsJson } from './metrics-text.js'
-import { attachState, clientGone, RequestState, statesOf, trackWork } from './request-state.js'
+import { attachState, clientGone, RequestState, statesOf } from './request-state.js'
 import {
   type CompiledRoutes,
   checkPriority,
@@ -83,7 +83,8 @@ export interface HttpBackpressureOptions<Req> extends BackpressureOptions {
    * response or its handler settles; a route that does neither is released after this bound, counted
    * in `backpressure_abandoned_permits_total` and the `abandon` event. Releasing at the client's
    * departure instead would let work for departed clients run beyond the limit.
-   * @default four times the p99 latency the controller measures, at least 1000 ms
+   * @default four times the p99 latency the controller measures, at least 1000 ms and at most
+   * maxQueueWaitMs (abandoned holds are not latency samples, so they cannot raise it)
    */
   readonly abandonAfterMs?: number
   /**
@@ -94,6 +95,9 @@ export interface HttpBackpressureOptions<Req> extends BackpressureOptions {
    */
   readonly bodyTimeoutMs?: number | false
 }
+
+/** The least time a departed client's slot is kept for a route that has not ended. */
+const ABANDON_FLOOR_MS = 1000
 
 /** Node fires a longer timer after 1 ms; no bound of ours may be longer. */
 const MAX_TIMER_MS = 2_147_483_647
@@ -455,22 +459,21 @@ export class HttpBackpressure<Req> {
 
   /** @internal How long a permit stays held after its client left mid-route (RequestState). */
   abandonAfterMs(): number {
-    return this.abandonAfterMsOption ?? Math.max(1000, 4 * this.controller.p99LatencyMs())
+    if (this.abandonAfterMsOption !== undefined) return this.abandonAfterMsOption
+    // Long streams that end normally raise the p99 too: the queue-wait bound caps what one departed
+    // client can hold.
+    const cap = Math.max(ABANDON_FLOOR_MS, Math.min(MAX_TIMER_MS, this.controller.options.maxQueueWaitMs))
+    return Math.min(cap, Math.max(ABANDON_FLOOR_MS, 4 * this.controller.p99LatencyMs()))
   }
 
   /**
-   * Tells the layer that the route's handler has settled (Koa: `await next()`; Fastify: the handler's
-   * promise), so a request whose client left gives its slot back now rather than after a bound.
+   * Tells the layer that the route's handler has settled (Koa: `await next()`), so a request whose
+   * client left gives its slot back now rather than after a bound.
    */
   routeEnded(res: ServerResponse): void {
     for (let state = statesOf(res); state !== undefined; state = state.next) {
       if (state.owner === this) state.endRoute()
     }
-  }
-
-  /** Remembers the promise of a route's handler: when its client has left, its settling ends the work. */
-  trackWork(res: ServerResponse, work: PromiseLike<unknown>): void {
-    trackWork(res, work)
   }
 
   /**

@@ -246,11 +246,12 @@ export class GradientLimit implements ConcurrencyLimit {
       this.abandonProbe(now)
       return
     }
-    const stallMs = Math.max(20, 10 * serviceMs)
+    // A few service times without a release: short work would have ended (CoDel sheds at 50 ms).
+    const stallMs = Math.max(20, 3 * serviceMs)
     if (now - this.lastProgressAt < stallMs) return
     this.lastProgressAt = now
-    if (this.phase === 'probe-drain')
-      this.beginMeasure(now, inFlight, Math.max(0, inFlight - this.probeLimit))
+    // Nothing released for a while: what is in flight does not end soon, and gets slots of its own.
+    if (this.phase === 'probe-drain') this.beginMeasure(now, inFlight, inFlight)
     else if (this.stuckAllowance < this.oldInFlight) this.setStuckAllowance(this.oldInFlight)
   }
 

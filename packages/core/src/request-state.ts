@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
+import type { BodyWatch } from './body-deadlines.js'
 import type { TimerHandle } from './clock.js'
 import type { AbortSignalLike, BackpressureController, Permit } from './controller.js'
 
@@ -26,6 +27,8 @@ import type { AbortSignalLike, BackpressureController, Permit } from './controll
 export const kState = Symbol.for('backpressure.requestState')
 const kWatched = Symbol('backpressure.watchedStates')
 const kSignal = Symbol('backpressure.signal')
+const kEndBefore = Symbol('backpressure.endBefore')
+const kResponse = Symbol.for('backpressure.response')
 
 /** What a request state needs of the HTTP layer that made it. */
 export interface StateOwner {
@@ -34,7 +37,11 @@ export interface StateOwner {
   abandonAfterMs(): number
 }
 
-type StatefulResponse = ServerResponse & { [kState]?: RequestState }
+type StatefulResponse = ServerResponse & {
+  [kState]?: RequestState
+  /** The own `end` property found before endThenRelease replaced it (null: none, the prototype's). */
+  [kEndBefore]?: PropertyDescriptor | null | undefined
+}
 type WatchedSocket = Socket & { [kWatched]?: Set<RequestState> | undefined }
 type End = ServerResponse['end']
 
@@ -48,8 +55,8 @@ export class RequestState implements AbortSignalLike {
   private routeEnded = false
   /** The permit went back; nothing is held any more. */
   private done = false
-  /** The handler's promise, where the adapter can see it: settling ends the route. */
-  work: PromiseLike<unknown> | undefined = undefined
+  /** Its place in the body-timeout watch, emptied on release so the request is not kept alive. */
+  bodyWatch: BodyWatch | undefined = undefined
   /** A later layer with another controller (Express router, Koa sub-app): its own state. */
   next: RequestState | undefined = undefined
   private listener: { handleEvent(): void } | undefined = undefined
@@ -129,17 +136,20 @@ export class RequestState implements AbortSignalLike {
       this.abort()
       return
     }
-    if (this.routeEnded || this.res.writableEnded) {
+    // A response already under way (a stream, SSE, a file: headers sent) was the work left, and it
+    // stops with the client; only a route still computing its answer keeps the slot.
+    if (this.routeEnded || this.res.headersSent) {
       this.release()
       return
     }
-    if (this.work !== undefined) {
-      const end = (): void => this.endRoute()
-      this.work.then(end, end)
-    }
     // Rare path (a client left mid-route), so a closure here is fine: the first of the route ending
     // its response or the bound gives the slot back.
-    ;(this.res as { end: End }).end = endThenRelease
+    const res = this.res as StatefulResponse
+    // A wrapper of end put there before (compression, a session store) is kept and called.
+    if (res[kEndBefore] === undefined) {
+      res[kEndBefore] = Object.getOwnPropertyDescriptor(res, 'end') ?? null
+      ;(res as { end: End }).end = endThenRelease
+    }
     this.abandonTimer = this.owner.controller.clock.setTimeout(() => {
       this.abandonTimer = undefined
       this.abandon()
@@ -174,6 +184,10 @@ export class RequestState implements AbortSignalLike {
   }
 
   private clearTimers(): void {
+    if (this.bodyWatch !== undefined) {
+      this.bodyWatch.state = undefined
+      this.bodyWatch = undefined
+    }
     const clock = this.owner.controller.clock
     if (this.abandonTimer !== undefined) clock.clearTimeout(this.abandonTimer)
     if (this.deadlineTimer !== undefined) clock.clearTimeout(this.deadlineTimer)
@@ -208,20 +222,12 @@ export function attachState(state: RequestState): void {
   const first = res[kState]
   if (first === undefined) {
     res[kState] = state
-    // On the request too, for frameworks whose request object does not reach the response (Fastify).
-    ;(res.req as IncomingMessage & { [kState]?: RequestState })[kState] = state
     res.on('close', onResponseClose)
     return
   }
   let last = first
   while (last.next !== undefined) last = last.next
   last.next = state
-}
-
-/** Remembers the work a route's handler started (Fastify: its promise), to release when it settles. */
-export function trackWork(res: ServerResponse, work: PromiseLike<unknown>): void {
-  const state = (res as StatefulResponse)[kState]
-  if (state !== undefined) state.work = work
 }
 
 /** True when the request's client is gone already: its response or its connection closed. */
@@ -249,8 +255,11 @@ function onSocketClose(this: WatchedSocket): void {
 
 /** Put in place of `res.end` once a client left mid-route: the route ending its response ends the work. */
 function endThenRelease(this: StatefulResponse, ...args: unknown[]): ServerResponse {
-  // The prototype's end again, for anything that calls it later.
-  delete (this as { end?: End }).end
+  // The end that was there before, for this call and anything that calls it later.
+  const before = this[kEndBefore]
+  this[kEndBefore] = undefined
+  if (before) Object.defineProperty(this, 'end', before)
+  else delete (this as { end?: End }).end
   try {
     return (this.end as (...a: unknown[]) => ServerResponse)(...args)
   } finally {
@@ -263,32 +272,61 @@ function deadlineError(): DOMException {
 }
 
 /** A signal for a request that holds no permit (health, skipped routes): aborts when its client leaves. */
-function signalWithoutPermit(target: ServerResponse | IncomingMessage): AbortSignal {
+function signalWithoutPermit(res: ServerResponse): AbortSignal {
   const controller = new AbortController()
-  if ('writableFinished' in target) {
-    const res = target
-    if (clientGone(res)) controller.abort()
-    else
-      res.once('close', () => {
-        if (!res.writableFinished) controller.abort()
-      })
-  } else {
-    // Only the request at hand: its connection closing is the one certain sign.
-    const socket = target.socket
-    if (socket == null || socket.destroyed) controller.abort()
-    else socket.once('close', () => controller.abort())
-  }
+  if (clientGone(res)) controller.abort()
+  else
+    res.once('close', () => {
+      if (!res.writableFinished) controller.abort()
+    })
   return controller.signal
 }
 
 /**
- * The AbortSignal of a request (given its response, or its request for frameworks whose request does
- * not reach the response): its state's, or one made once for a request that holds no permit.
+ * A request no adapter saw (a route registered before the plugin): its connection closing is the
+ * one sign to watch, and only while the request lasts, so a kept-alive connection collects no
+ * listeners.
+ */
+function signalOfUnlinked(req: IncomingMessage): AbortSignal {
+  const holder = req as IncomingMessage & { [kSignal]?: AbortSignal }
+  if (holder[kSignal] !== undefined) return holder[kSignal]
+  const controller = new AbortController()
+  holder[kSignal] = controller.signal
+  const socket = req.socket
+  if (socket == null || socket.destroyed) {
+    controller.abort()
+    return controller.signal
+  }
+  const abort = (): void => controller.abort()
+  socket.once('close', abort)
+  req.once('close', () => {
+    if (socket.destroyed) controller.abort()
+    else socket.removeListener('close', abort)
+  })
+  return controller.signal
+}
+
+/**
+ * For frameworks whose request object does not reach the response (Fastify): the adapter links them,
+ * so `requestSignal(req)` finds the request's state.
+ */
+export function linkResponse(req: IncomingMessage, res: ServerResponse): void {
+  ;(req as IncomingMessage & { [kResponse]?: ServerResponse })[kResponse] = res
+}
+
+/**
+ * The AbortSignal of a request (given its response, or a request the adapter linked to it): its
+ * state's, or one made once for a request that holds no permit.
  */
 export function requestSignal(target: ServerResponse | IncomingMessage): AbortSignal {
-  const holder = target as { [kState]?: RequestState; [kSignal]?: AbortSignal }
+  const res =
+    'writableFinished' in target
+      ? target
+      : (target as IncomingMessage & { [kResponse]?: ServerResponse })[kResponse]
+  if (res === undefined) return signalOfUnlinked(target as IncomingMessage)
+  const holder = res as StatefulResponse & { [kSignal]?: AbortSignal }
   const state = holder[kState]
   if (state !== undefined) return state.signal
-  holder[kSignal] ??= signalWithoutPermit(target)
+  holder[kSignal] ??= signalWithoutPermit(res)
   return holder[kSignal]
 }

@@ -1,5 +1,12 @@
 import { describe, expect, it } from 'vitest'
-import { Permit, type Rejection } from '../src/index.js'
+import {
+  BackpressureController,
+  HttpBackpressure,
+  ManualClock,
+  Permit,
+  type Rejection,
+  seededRandom,
+} from '../src/index.js'
 import { admitNow, flush, makeController, track } from './helpers.js'
 
 describe('a permit bound to its work', () => {
@@ -133,4 +140,73 @@ describe('priority orders every kind of shedding', () => {
     expect(controller.queueDepth).toBe(1)
     expect((lowArrival as Rejection).reason).toBe('event_loop_delay')
   })
+})
+
+describe('abandoned holds are no latency samples (review)', () => {
+  it('raise neither the p99, nor the abandonment bound, nor latency shedding', async () => {
+    const clock = new ManualClock(0)
+    const http = new HttpBackpressure<unknown>({ clock, maxConcurrency: 100, latencyMinSamples: 10 })
+    const controller = http.controller
+    for (let second = 0; second < 20; second++) {
+      // 100 requests of 10 ms a second, and two whose clients left and whose routes never end.
+      const stuck = [admitNow(controller), admitNow(controller)]
+      for (let i = 0; i < 100; i++) {
+        const permit = admitNow(controller)
+        clock.advance(5)
+        permit.release()
+        clock.advance(5)
+      }
+      for (const permit of stuck) permit.abandon()
+    }
+    expect(controller.stats().abandoned).toBe(40)
+    expect(controller.p99LatencyMs()).toBeLessThan(20)
+    expect(http.abandonAfterMs()).toBe(1000)
+    expect(controller.stats().rejections.latency).toBe(0)
+  })
+
+  it('the default bound is capped at maxQueueWaitMs however slow normal requests are', () => {
+    const clock = new ManualClock(0)
+    const http = new HttpBackpressure<unknown>({ clock, maxConcurrency: 10, maxQueueWaitMs: 3000 })
+    for (let i = 0; i < 200; i++) {
+      const permit = admitNow(http.controller)
+      clock.advance(60_000)
+      permit.release()
+    }
+    expect(http.abandonAfterMs()).toBe(3000)
+  })
+})
+
+describe('the probe beside long-lived requests (review)', () => {
+  it.each([
+    [1000, 4],
+    [200, 4],
+  ])(
+    'sheds nothing at light load (one request every %i ms) while %i streams fill the probe limit',
+    async (gapMs, streams) => {
+      const clock = new ManualClock(0)
+      const controller = new BackpressureController({
+        clock,
+        random: seededRandom(3),
+        maxConcurrency: { initialLimit: 8, minLimit: 1, maxLimit: 8 },
+        adaptiveRejection: false,
+      })
+      const held = Array.from({ length: streams }, () => controller.admit(0) as Permit)
+      let served = 0
+      const run = (permit: Permit) => {
+        served++
+        clock.setTimeout(() => permit.release(), 10)
+      }
+      for (let t = 0; t < 60_000; t += gapMs) {
+        const result = controller.admit(0)
+        if (result instanceof Permit) run(result)
+        else if (result instanceof Promise) void result.then((r) => r instanceof Permit && run(r))
+        await flush()
+        clock.advance(gapMs)
+        await flush()
+      }
+      expect(served).toBe(60_000 / gapMs)
+      expect(controller.stats().rejected).toBe(0)
+      for (const permit of held) permit.release()
+    },
+  )
 })

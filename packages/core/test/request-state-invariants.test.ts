@@ -22,6 +22,7 @@ class FakeResponse extends EventEmitter {
   }
 
   end(): this {
+    this.headersSent = true
     this.writableEnded = true
     return this
   }

@@ -1,4 +1,5 @@
 import { createServer } from 'node:http'
+import { connect } from 'node:net'
 import { createGate, type StartedServer, serve, until } from '@backpressure/conformance'
 import { BackpressureController, Rejection } from '@backpressure/core'
 import express from 'express'
@@ -146,5 +147,63 @@ describe('@backpressure/express attach(server)', () => {
   it('refuses a server with no request listener yet', () => {
     const limiter = backpressure()
     expect(() => limiter.attach(createServer())).toThrow('Expected `server` to be')
+  })
+})
+
+describe('@backpressure/express: clients that leave (review)', () => {
+  const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+  async function leaveMidRoute(url: string, path: string, started: () => boolean) {
+    const { port } = new URL(url)
+    const socket = connect(Number(port), '127.0.0.1')
+    socket.on('error', () => {})
+    socket.write(`GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`)
+    for (let i = 0; i < 400 && !started(); i++) await sleep(5)
+    socket.destroy()
+  }
+
+  it('keeps a wrapper of res.end (compression, sessions) that was there before the client left', async () => {
+    const app = express()
+    const limiter = backpressure({ maxConcurrency: 1, abandonAfterMs: 5000 })
+    const calls: string[] = []
+    let started = false
+    app.use(limiter)
+    app.use((_req, res, next) => {
+      const end = res.end
+      res.end = function (this: typeof res, ...args: unknown[]) {
+        calls.push('wrapper')
+        return (end as (...a: unknown[]) => typeof res).apply(this, args)
+      } as typeof res.end
+      next()
+    })
+    app.get('/slow', async (_req, res) => {
+      started = true
+      await sleep(150)
+      res.send('late')
+    })
+    const server = await serve(app, limiter.controller, () => limiter.close())
+    servers.push(server)
+    await leaveMidRoute(server.url, '/slow', () => started)
+    await until(() => server.controller.inFlight === 0, 'the route to end', 3000)
+    expect(calls).toEqual(['wrapper'])
+    expect(server.controller.stats().abandoned).toBe(0)
+  })
+
+  it('frees at once the slot of a response already under way (SSE) when its client leaves', async () => {
+    const app = express()
+    const limiter = backpressure({ maxConcurrency: 1, abandonAfterMs: 5000 })
+    let started = false
+    app.use(limiter)
+    app.get('/events', (req, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' })
+      res.write('data: hello\n\n')
+      started = true
+      const timer = setInterval(() => res.write('data: tick\n\n'), 20)
+      req.on('close', () => clearInterval(timer))
+    })
+    const server = await serve(app, limiter.controller, () => limiter.close())
+    servers.push(server)
+    await leaveMidRoute(server.url, '/events', () => started)
+    await until(() => server.controller.inFlight === 0, 'the slot back', 1000)
+    expect(server.controller.stats().abandoned).toBe(0)
   })
 })

@@ -5,6 +5,7 @@ import {
   type HttpBackpressureOptions,
   type HttpResponse,
   InvalidOptionError,
+  linkResponse,
   PASS,
   requestSignal,
 } from '@backpressure/core'
@@ -56,8 +57,9 @@ declare module 'fastify' {
   }
 }
 
-function isThenable(value: unknown): value is PromiseLike<unknown> {
-  return typeof (value as { then?: unknown } | null)?.then === 'function'
+function linkOnly(request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {
+  linkResponse(request.raw, reply.raw)
+  done()
 }
 
 function send(reply: FastifyReply, response: HttpResponse): void {
@@ -74,6 +76,7 @@ function admissionHook(http: HttpBackpressure<FastifyRequest>, routePriority: nu
     reply: FastifyReply,
     done: HookHandlerDoneFunction,
   ): void {
+    linkResponse(request.raw, reply.raw)
     const decision = http.decide(request, request.method, request.url, reply.raw, routePriority)
     if (decision === PASS) done()
     else if ('status' in decision) send(reply, decision)
@@ -118,14 +121,12 @@ const plugin: FastifyPluginAsync<FastifyBackpressureOptions> = async (fastify, o
       if (ownErrorHandler !== undefined) return ownErrorHandler.call(this, error, request, reply)
       throw error
     }
-    if (setting === false) return
-    // The handler's promise tells when the route's work ends, for a client that left before it did.
-    const handler = route.handler
-    route.handler = function backpressureHandler(this: unknown, request, reply) {
-      const result: unknown = handler.call(this as never, request, reply)
-      if (isThenable(result)) http.trackWork(reply.raw, result)
-      return result
-    } as typeof handler
+    if (setting === false) {
+      // No admission, but `request.clientSignal` still needs the response.
+      const own = route.onRequest
+      route.onRequest = own === undefined ? [linkOnly] : [linkOnly, ...(Array.isArray(own) ? own : [own])]
+      return
+    }
     const hook = setting === undefined ? defaultHook : admissionHook(http, setting)
     const own = route[stage]
     route[stage] = own === undefined ? [hook] : [hook, ...(Array.isArray(own) ? own : [own])]

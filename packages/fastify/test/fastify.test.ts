@@ -382,3 +382,68 @@ describe('@backpressure/fastify admitAfterBody', () => {
     )
   })
 })
+
+describe('@backpressure/fastify: clients that leave (review)', () => {
+  const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+  async function leaveMidRoute(url: string, path: string, started: () => boolean) {
+    const { port } = new URL(url)
+    const socket = connect(Number(port), '127.0.0.1')
+    socket.on('error', () => {})
+    socket.write(`GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`)
+    for (let i = 0; i < 400 && !started(); i++) await sleep(5)
+    socket.destroy()
+  }
+
+  it.each(['return reply', 'callback', 'hijack'])(
+    'keeps the slot of a departed client until the route (%s) ends: never two route bodies under a limit of one',
+    async (style) => {
+      const app = await makeApp({ maxConcurrency: 1, abandonAfterMs: 5000 })
+      const bodies = { running: 0, most: 0, started: 0, ended: 0 }
+      const work = (done: () => void) => {
+        bodies.started++
+        bodies.running++
+        bodies.most = Math.max(bodies.most, bodies.running)
+        setTimeout(() => {
+          bodies.running--
+          bodies.ended++
+          done()
+        }, 200)
+      }
+      if (style === 'return reply')
+        app.get('/w', async (_request, reply) => {
+          work(() => reply.send('done'))
+          return reply
+        })
+      else if (style === 'callback') app.get('/w', (_request, reply) => work(() => reply.send('done')))
+      else
+        app.get('/w', async (_request, reply) => {
+          reply.hijack()
+          work(() => reply.raw.end('done'))
+        })
+      const url = await listen(app)
+      await leaveMidRoute(url, '/w', () => bodies.started === 1)
+      await until(app.backpressure, () => app.backpressure.inFlight === 1)
+      await sleep(50)
+      // The client is gone, the route still works: its slot is still taken.
+      expect(app.backpressure.inFlight).toBe(1)
+      const next = fetch(`${url}/w`)
+      await until(app.backpressure, () => bodies.ended === 1)
+      expect((await next).status).toBe(200)
+      expect(bodies.most).toBe(1)
+      expect(app.backpressure.stats().abandoned).toBe(0)
+    },
+  )
+
+  it('request.clientSignal on an opted-out route adds no listener per request to a kept-alive connection', async () => {
+    const app = await makeApp()
+    let listeners = 0
+    app.get('/free', { config: { backpressure: false } }, async (request) => {
+      const signal = request.clientSignal
+      listeners = request.raw.socket.listenerCount('close')
+      return String(signal.aborted)
+    })
+    const url = await listen(app)
+    for (let i = 0; i < 50; i++) expect(await (await fetch(`${url}/free`)).text()).toBe('false')
+    expect(listeners).toBeLessThan(5)
+  })
+})
