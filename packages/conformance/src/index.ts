@@ -1,5 +1,5 @@
 import { createServer, type RequestListener, type Server } from 'node:http'
-import type { AddressInfo } from 'node:net'
+import { type AddressInfo, connect } from 'node:net'
 import {
   BackpressureController,
   CircuitBreaker,
@@ -58,6 +58,22 @@ export async function serve(
       }).then(onClose)
       return closing
     },
+  }
+}
+
+/**
+ * Sends one GET on its own connection and hangs up once `started()` holds (the route is running): a
+ * client leaving mid-route, whatever the machine's load.
+ */
+export async function leaveOnceStarted(url: string, path: string, started: () => boolean): Promise<void> {
+  const { hostname, port } = new URL(url)
+  const socket = connect(Number(port), hostname)
+  socket.on('error', () => {})
+  socket.write(`GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`)
+  try {
+    await until(started, 'the route to start')
+  } finally {
+    socket.destroy()
   }
 }
 

@@ -2,7 +2,7 @@ import { connect, type Socket } from 'node:net'
 import type { TokenBucketResult } from '@backpressure/core'
 import { afterEach, describe, expect, it } from 'vitest'
 import type { AdapterHarness, RouteSpec, StartedServer } from './harness.js'
-import { until } from './index.js'
+import { leaveOnceStarted, until } from './index.js'
 
 /**
  * The permit as a hostile client sees it (issue: a permit nobody can steal): pipelining and hanging
@@ -37,14 +37,6 @@ export function runPermitSuite(harness: AdapterHarness): void {
         socket.on('error', reject)
         sockets.push(socket)
       })
-    }
-
-    /** Sends one GET on its own connection and hangs up once `started()` holds (the route is running). */
-    const leaveOnceStarted = async (server: StartedServer, path: string, started: () => boolean) => {
-      const socket = await open(server)
-      socket.write(`GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`)
-      await until(started, 'the route to start')
-      socket.destroy()
     }
 
     /** Counts route bodies running at once, and the most ever. */
@@ -88,12 +80,12 @@ export function runPermitSuite(harness: AdapterHarness): void {
     })
 
     it('a client that leaves while a middleware before admission awaits gets no permit', async () => {
-      const server = await start({ maxConcurrency: 10 }, [work], { asyncStepMs: 50 })
+      const server = await start({ maxConcurrency: 10 }, [work], { asyncStepMs: 300 })
       const clients = await Promise.all(Array.from({ length: 12 }, () => open(server)))
       for (const socket of clients) socket.write('GET /work HTTP/1.1\r\nHost: x\r\n\r\n')
       await sleep(10)
       for (const socket of clients) socket.destroy()
-      await sleep(100)
+      await sleep(500)
       expect(server.controller.inFlight).toBe(0)
       const fresh = await fetch(`${server.url}/work`)
       expect(fresh.status).toBe(200)
@@ -101,15 +93,18 @@ export function runPermitSuite(harness: AdapterHarness): void {
     })
 
     it('a client that leaves while the rate-limit store answers gets no permit', async () => {
-      // The rate limit's store answers after 50 ms: the async step between arrival and admission.
+      // The rate limit's store answers after 150 ms: the async step between arrival and admission.
+      const takes = { asked: 0, answered: 0 }
       const slowStore = {
-        take: (_key: string, cost: number): Promise<TokenBucketResult> =>
-          new Promise((resolve) =>
-            setTimeout(
-              () => resolve({ allowed: true, remaining: 100 - cost, retryAfterMs: 0, resetMs: 0 }),
-              50,
-            ),
-          ),
+        take: (_key: string, cost: number): Promise<TokenBucketResult> => {
+          takes.asked++
+          return new Promise((resolve) =>
+            setTimeout(() => {
+              takes.answered++
+              resolve({ allowed: true, remaining: 100 - cost, retryAfterMs: 0, resetMs: 0 })
+            }, 150),
+          )
+        },
       }
       const server = await start(
         {
@@ -120,9 +115,11 @@ export function runPermitSuite(harness: AdapterHarness): void {
       )
       const clients = await Promise.all(Array.from({ length: 12 }, () => open(server)))
       for (const socket of clients) socket.write('GET /work HTTP/1.1\r\nHost: x\r\n\r\n')
-      await sleep(10)
+      await until(() => takes.asked > 0, 'the store to be asked')
       for (const socket of clients) socket.destroy()
-      await sleep(100)
+      await sleep(50)
+      await until(() => takes.answered === takes.asked, 'every answer of the store', 3000)
+      await sleep(20)
       expect(server.controller.inFlight).toBe(0)
       expect(server.controller.stats().admitted).toBe(0)
       const fresh = await fetch(`${server.url}/work`)
@@ -176,7 +173,7 @@ export function runPermitSuite(harness: AdapterHarness): void {
         },
         work,
       ])
-      await leaveOnceStarted(server, '/cooperative', () => m.started === 1)
+      await leaveOnceStarted(server.url, '/cooperative', () => m.started === 1)
       await until(() => server.controller.inFlight === 0, 'the slot back', 3000)
       expect(m.sawAbort).toBe(1)
       const fresh = await fetch(`${server.url}/work`)
@@ -199,7 +196,7 @@ export function runPermitSuite(harness: AdapterHarness): void {
       ])
       const abandoned: number[] = []
       server.controller.on('abandon', (event) => abandoned.push(event.heldMs))
-      await leaveOnceStarted(server, '/never', () => departed !== undefined)
+      await leaveOnceStarted(server.url, '/never', () => departed !== undefined)
       await until(() => departed?.aborted === true, 'the server to see the client leave')
       // Still held after the client left: the route has not ended.
       expect(server.controller.inFlight).toBe(1)
@@ -327,7 +324,7 @@ export function runPermitSuite(harness: AdapterHarness): void {
           },
         },
       ])
-      await leaveOnceStarted(server, '/watch', () => seen !== undefined)
+      await leaveOnceStarted(server.url, '/watch', () => seen !== undefined)
       await until(() => seen?.aborted === true, 'the signal to abort')
       expect(seen).toBeInstanceOf(AbortSignal)
       await until(() => server.controller.inFlight === 0, 'the slot back')

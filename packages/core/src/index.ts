@@ -70,7 +70,7 @@ export {
 } from './metric-families.js'
 export { metricsJson, PROMETHEUS_CONTENT_TYPE, renderPrometheus } from './metrics-text.js'
 export type { ProcessSample, ProcessSampler } from './process-signals.js'
-export { linkResponse, requestSignal } from './request-state.js'
+export { defineSignalGetter, linkResponse, requestSignal } from './request-state.js'
 export type { RetryAfterContext, RetryAfterOption } from './retry-after.js'
 export { type BackpressureStats, CLIENT_CAUSED_REASONS } from './stats.js'
 export {

@@ -330,3 +330,25 @@ export function requestSignal(target: ServerResponse | IncomingMessage): AbortSi
   holder[kSignal] ??= signalWithoutPermit(res)
   return holder[kSignal]
 }
+
+const kSignalGetter = Symbol.for('backpressure.signalGetter')
+
+/**
+ * Puts a `signal` getter on the prototype of a framework's request object (Express's `app.request`,
+ * Koa's `app.context`), once per prototype, where those frameworks define their own accessors: a
+ * request that never reads it pays nothing. `responseOf` finds the Node response of such an object.
+ */
+export function defineSignalGetter<T extends object>(
+  instance: T,
+  responseOf: (self: T) => ServerResponse,
+): void {
+  const proto = Object.getPrototypeOf(instance) as Record<symbol, unknown>
+  if (proto[kSignalGetter] === true) return
+  Object.defineProperty(proto, 'signal', {
+    configurable: true,
+    get(this: T): AbortSignal {
+      return requestSignal(responseOf(this))
+    },
+  })
+  proto[kSignalGetter] = true
+}

@@ -1,11 +1,11 @@
 import type { Server } from 'node:http'
 import {
   type BackpressureController,
+  defineSignalGetter,
   HttpBackpressure,
   type HttpBackpressureOptions,
   type HttpResponse,
   PASS,
-  requestSignal,
 } from '@backpressure/core'
 import type { ErrorRequestHandler, NextFunction, Request, RequestHandler, Response } from 'express'
 
@@ -65,7 +65,8 @@ export function backpressure(options: BackpressureExpressOptions = {}): Backpres
   const http = new HttpBackpressure<Request>(options)
 
   const middleware = (req: Request, res: Response, next: NextFunction): void => {
-    installSignal(req)
+    // `req.signal`: a getter on the app's request prototype, defined once.
+    defineSignalGetter(req, responseOf)
     // originalUrl, not url: under `router.use()` the mount path is stripped from url, but the route
     // table, health and metrics paths are written as the client sees them.
     const decision = http.decide(req, req.method, req.originalUrl, res)
@@ -103,22 +104,8 @@ declare global {
   }
 }
 
-const kSignalInstalled = Symbol.for('backpressure.express.signal')
-
-/**
- * `req.signal` is a getter on the app's request prototype (where Express defines `req.ip` and the
- * rest), installed once per app: a request that never reads it pays nothing.
- */
-function installSignal(req: Request): void {
-  const proto = Object.getPrototypeOf(req) as Record<symbol, unknown>
-  if (proto[kSignalInstalled] === true) return
-  Object.defineProperty(proto, 'signal', {
-    configurable: true,
-    get(this: Request): AbortSignal {
-      return requestSignal(this.res as Response)
-    },
-  })
-  proto[kSignalInstalled] = true
+function responseOf(self: Request) {
+  return self.res as Response
 }
 
 // Node's own writeHead/end rather than res.send(): no ETag or charset rewriting, and the Prometheus

@@ -1,6 +1,5 @@
 import { createServer } from 'node:http'
-import { connect } from 'node:net'
-import { createGate, type StartedServer, serve, until } from '@backpressure/conformance'
+import { createGate, leaveOnceStarted, type StartedServer, serve, until } from '@backpressure/conformance'
 import { BackpressureController, Rejection } from '@backpressure/core'
 import express from 'express'
 import { afterEach, describe, expect, it } from 'vitest'
@@ -152,14 +151,6 @@ describe('@backpressure/express attach(server)', () => {
 
 describe('@backpressure/express: clients that leave (review)', () => {
   const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
-  async function leaveMidRoute(url: string, path: string, started: () => boolean) {
-    const { port } = new URL(url)
-    const socket = connect(Number(port), '127.0.0.1')
-    socket.on('error', () => {})
-    socket.write(`GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`)
-    for (let i = 0; i < 400 && !started(); i++) await sleep(5)
-    socket.destroy()
-  }
 
   it('keeps a wrapper of res.end (compression, sessions) that was there before the client left', async () => {
     const app = express()
@@ -182,7 +173,7 @@ describe('@backpressure/express: clients that leave (review)', () => {
     })
     const server = await serve(app, limiter.controller, () => limiter.close())
     servers.push(server)
-    await leaveMidRoute(server.url, '/slow', () => started)
+    await leaveOnceStarted(server.url, '/slow', () => started)
     await until(() => server.controller.inFlight === 0, 'the route to end', 3000)
     expect(calls).toEqual(['wrapper'])
     expect(server.controller.stats().abandoned).toBe(0)
@@ -202,7 +193,7 @@ describe('@backpressure/express: clients that leave (review)', () => {
     })
     const server = await serve(app, limiter.controller, () => limiter.close())
     servers.push(server)
-    await leaveMidRoute(server.url, '/events', () => started)
+    await leaveOnceStarted(server.url, '/events', () => started)
     await until(() => server.controller.inFlight === 0, 'the slot back', 1000)
     expect(server.controller.stats().abandoned).toBe(0)
   })

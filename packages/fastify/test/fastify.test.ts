@@ -1,5 +1,6 @@
 import { connect, type Socket } from 'node:net'
 import { PassThrough } from 'node:stream'
+import { leaveOnceStarted } from '@backpressure/conformance'
 import { BackpressureController, BackpressureError } from '@backpressure/core'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { afterEach, describe, expect, it } from 'vitest'
@@ -385,14 +386,6 @@ describe('@backpressure/fastify admitAfterBody', () => {
 
 describe('@backpressure/fastify: clients that leave (review)', () => {
   const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
-  async function leaveMidRoute(url: string, path: string, started: () => boolean) {
-    const { port } = new URL(url)
-    const socket = connect(Number(port), '127.0.0.1')
-    socket.on('error', () => {})
-    socket.write(`GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`)
-    for (let i = 0; i < 400 && !started(); i++) await sleep(5)
-    socket.destroy()
-  }
 
   it.each(['return reply', 'callback', 'hijack'])(
     'keeps the slot of a departed client until the route (%s) ends: never two route bodies under a limit of one',
@@ -421,7 +414,7 @@ describe('@backpressure/fastify: clients that leave (review)', () => {
           work(() => reply.raw.end('done'))
         })
       const url = await listen(app)
-      await leaveMidRoute(url, '/w', () => bodies.started === 1)
+      await leaveOnceStarted(url, '/w', () => bodies.started === 1)
       await until(app.backpressure, () => app.backpressure.inFlight === 1)
       await sleep(50)
       // The client is gone, the route still works: its slot is still taken.

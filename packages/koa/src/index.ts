@@ -1,11 +1,11 @@
 import type { Server } from 'node:http'
 import {
   type BackpressureController,
+  defineSignalGetter,
   HttpBackpressure,
   type HttpBackpressureOptions,
   type HttpResponse,
   PASS,
-  requestSignal,
 } from '@backpressure/core'
 import type { Context, Middleware } from 'koa'
 
@@ -58,7 +58,8 @@ export function backpressure(options: BackpressureKoaOptions = {}): Backpressure
   const http = new HttpBackpressure<Context>(options)
 
   const middleware = async (ctx: Context, next: () => Promise<unknown>): Promise<void> => {
-    installSignal(ctx)
+    // `ctx.signal`: a getter on the app's context prototype, defined once.
+    defineSignalGetter(ctx, responseOf)
     // originalUrl: a mounted sub-app or router prefix rewrites ctx.path, but the route table, health
     // and metrics paths are written as the client sees them.
     const decided = http.decide(ctx, ctx.method, ctx.originalUrl, ctx.res)
@@ -96,19 +97,8 @@ declare module 'koa' {
   }
 }
 
-const kSignalInstalled = Symbol.for('backpressure.koa.signal')
-
-/** `ctx.signal` is a getter on the app's context prototype, installed once per app. */
-function installSignal(ctx: Context): void {
-  const proto = Object.getPrototypeOf(ctx) as Record<symbol, unknown>
-  if (proto[kSignalInstalled] === true) return
-  Object.defineProperty(proto, 'signal', {
-    configurable: true,
-    get(this: Context): AbortSignal {
-      return requestSignal(this.res)
-    },
-  })
-  proto[kSignalInstalled] = true
+function responseOf(self: Context) {
+  return self.res
 }
 
 function respond(ctx: Context, response: HttpResponse): void {
