@@ -35,12 +35,16 @@ export function numberOption(
     (exclusiveMin ? value <= min : value < min) ||
     value > max
   ) {
-    const range = exclusiveMin
-      ? `above ${min}${max === Number.POSITIVE_INFINITY ? '' : ` and up to ${max}`}`
-      : `from ${min}${max === Number.POSITIVE_INFINITY ? ' and up' : ` to ${max}`}`
-    throw new InvalidOptionError(name, `a number ${range}`, value)
+    throw new InvalidOptionError(name, `a number ${numberRange(min, max, exclusiveMin)}`, value)
   }
   return value
+}
+
+/** The range as a phrase: "from 0 and up", "from 0 to 1", "above 0", "above 0 and at most 1". */
+function numberRange(min: number, max: number, exclusiveMin: boolean): string {
+  const unbounded = max === Number.POSITIVE_INFINITY
+  if (exclusiveMin) return unbounded ? `above ${min}` : `above ${min} and at most ${max}`
+  return unbounded ? `from ${min} and up` : `from ${min} to ${max}`
 }
 
 export function functionOption<F>(name: string, value: unknown): F | undefined {

@@ -382,14 +382,16 @@ export class AimdLimit implements ConcurrencyLimit {
       Number.POSITIVE_INFINITY,
       true,
     )
-    this.backoffRatio = numberOption('maxConcurrency.backoffRatio', options.backoffRatio, 0.9, 0.5, 1, true)
-    if (this.backoffRatio >= 1) {
+    // Open at both ends, which numberOption cannot state: at 1 the limit would never back off.
+    const backoffRatio = options.backoffRatio ?? 0.9
+    if (typeof backoffRatio !== 'number' || !(backoffRatio > 0.5 && backoffRatio < 1)) {
       throw new InvalidOptionError(
         'maxConcurrency.backoffRatio',
-        'a number from 0.5 to below 1',
+        'a number above 0.5 and below 1',
         options.backoffRatio,
       )
     }
+    this.backoffRatio = backoffRatio
     this.updateIntervalMs = numberOption('maxConcurrency.updateIntervalMs', options.updateIntervalMs, 100, 1)
     this.samples = new IntervalSamples(256, random)
     this.nextUpdateAt = now + this.updateIntervalMs

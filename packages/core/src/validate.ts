@@ -38,11 +38,16 @@ export function numberOption(
     (exclusiveMin ? value <= min : value < min) ||
     value > max
   ) {
-    const low = exclusiveMin ? `above ${min}` : `from ${min}`
-    const range = max === Number.POSITIVE_INFINITY ? `${low} and up` : `${low} to ${max}`
-    throw new InvalidOptionError(name, `a number ${range}`, value)
+    throw new InvalidOptionError(name, `a number ${numberRange(min, max, exclusiveMin)}`, value)
   }
   return value
+}
+
+/** The range as a phrase: "from 0 and up", "from 0 to 1", "above 0", "above 0 and at most 1". */
+function numberRange(min: number, max: number, exclusiveMin: boolean): string {
+  const unbounded = max === Number.POSITIVE_INFINITY
+  if (exclusiveMin) return unbounded ? `above ${min}` : `above ${min} and at most ${max}`
+  return unbounded ? `from ${min} and up` : `from ${min} to ${max}`
 }
 
 /** A positive limit, or undefined when the option is not set (the check is then off). */

@@ -1,0 +1,61 @@
+import { describe, expect, it } from 'vitest'
+import { InvalidOptionError } from '../src/index.js'
+import { integerOption, numberOption, optionalLimit } from '../src/validate.js'
+
+function message(check: () => unknown): string {
+  try {
+    check()
+  } catch (error) {
+    expect(error).toBeInstanceOf(InvalidOptionError)
+    return (error as Error).message
+  }
+  throw new Error('expected a throw')
+}
+
+const INF = Number.POSITIVE_INFINITY
+
+// Every shape of range the checks can state, read as a sentence.
+const ranges: [string, () => unknown, string][] = [
+  [
+    'integer, min only',
+    () => integerOption('x', -1, 0, 0),
+    'Expected `x` to be an integer from 0 and up, got `-1` (number)',
+  ],
+  [
+    'integer, min and max',
+    () => integerOption('x', 11, 1, 1, 10),
+    'Expected `x` to be an integer from 1 to 10, got `11` (number)',
+  ],
+  [
+    'number, min only',
+    () => numberOption('x', -1, 0, 0),
+    'Expected `x` to be a number from 0 and up, got `-1` (number)',
+  ],
+  [
+    'number, min and max',
+    () => numberOption('x', 2, 0, 0, 1),
+    'Expected `x` to be a number from 0 to 1, got `2` (number)',
+  ],
+  [
+    'number above min',
+    () => numberOption('x', -5, 1, 0, INF, true),
+    'Expected `x` to be a number above 0, got `-5` (number)',
+  ],
+  [
+    'number above min, at most max',
+    () => numberOption('x', 0, 0.5, 0, 1, true),
+    'Expected `x` to be a number above 0 and at most 1, got `0` (number)',
+  ],
+  ['optional limit', () => optionalLimit('x', 0), 'Expected `x` to be a number above 0, got `0` (number)'],
+  [
+    'optional limit with max',
+    () => optionalLimit('x', 2, 1),
+    'Expected `x` to be a number above 0 and at most 1, got `2` (number)',
+  ],
+]
+
+describe('range wording', () => {
+  it.each(ranges)('%s', (_shape, check, expected) => {
+    expect(message(check)).toBe(expected)
+  })
+})
