@@ -4,6 +4,7 @@ import { retryAfterSeconds } from './bounds.js'
 import { CircuitBreaker } from './circuit-breaker.js'
 import { BackpressureController, type BackpressureOptions, Permit, Rejection } from './controller.js'
 import { InvalidOptionError, type RejectionReason } from './errors.js'
+import { controllerOptions, HTTP_OPTION_KEYS } from './http-options.js'
 import {
   type RateLimitOptions,
   type ResolvedRateLimit,
@@ -22,7 +23,7 @@ import {
   type RouteRule,
 } from './route-table.js'
 import { type TokenBucketResult, wholeSecondsAfter } from './token-bucket.js'
-import { assertObject, functionOption, numberOption } from './validate.js'
+import { assertKnownKeys, assertObject, functionOption, numberOption } from './validate.js'
 
 export type { RateLimitOptions } from './http-rate-limit.js'
 export type { MetricsExposition, MetricsOptions } from './metrics-route.js'
@@ -162,6 +163,7 @@ export class HttpBackpressure<Req> {
 
   constructor(options: HttpBackpressureOptions<Req> = {}) {
     assertObject('options', options as unknown)
+    assertKnownKeys('', options, HTTP_OPTION_KEYS)
     if (options.controller !== undefined) {
       if (!(options.controller instanceof BackpressureController)) {
         throw new InvalidOptionError('controller', 'a BackpressureController', options.controller)
@@ -177,7 +179,7 @@ export class HttpBackpressure<Req> {
       this.controller = options.controller
       this.ownsController = false
     } else {
-      this.controller = new BackpressureController(options)
+      this.controller = new BackpressureController(controllerOptions(options))
       this.ownsController = true
     }
 
