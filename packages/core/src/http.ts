@@ -4,7 +4,7 @@ import { retryAfterSeconds } from './bounds.js'
 import { CircuitBreaker } from './circuit-breaker.js'
 import { BackpressureController, type BackpressureOptions, Permit, Rejection } from './controller.js'
 import { InvalidOptionError, type RejectionReason } from './errors.js'
-import { controllerOptions, HTTP_OPTION_KEYS } from './http-options.js'
+import { controllerOptionSet, controllerOptions, HTTP_OPTION_KEYS } from './http-options.js'
 import {
   type RateLimitOptions,
   type ResolvedRateLimit,
@@ -119,26 +119,6 @@ const GONE_RESPONSE: HttpResponse = Object.freeze({
   body: GONE_BODY,
 })
 
-const CONTROLLER_OWNED_OPTIONS = [
-  'maxConcurrency',
-  'maxQueueDepth',
-  'maxQueueWaitMs',
-  'latencyThresholdMs',
-  'adaptiveRejection',
-  'latencyWindowMs',
-  'latencyMinSamples',
-  'retryAfter',
-  'maxEventLoopDelayMs',
-  'maxEventLoopUtilization',
-  'maxHeapUsedBytes',
-  'maxRssBytes',
-  'sampleIntervalMs',
-  'name',
-  'clock',
-  'random',
-  'processSampler',
-] as const
-
 /**
  * The framework-neutral HTTP layer: every adapter maps its request onto `decide()` and writes the
  * response it returns. All of the HTTP contract lives here, once.
@@ -168,7 +148,7 @@ export class HttpBackpressure<Req> {
       if (!(options.controller instanceof BackpressureController)) {
         throw new InvalidOptionError('controller', 'a BackpressureController', options.controller)
       }
-      const clash = CONTROLLER_OWNED_OPTIONS.find((key) => options[key] !== undefined)
+      const clash = controllerOptionSet(options)
       if (clash !== undefined) {
         throw new InvalidOptionError(
           clash,

@@ -116,6 +116,16 @@ describe('option validation', () => {
       { controller: new BackpressureController(), maxQueueDepth: 5 },
       /`maxQueueDepth` to be unset when `controller` is given/,
     ],
+    [
+      'codel',
+      { controller: new BackpressureController(), codel: false },
+      /^Expected `codel` to be unset when `controller` is given/,
+    ],
+    [
+      'adaptiveLifo',
+      { controller: new BackpressureController(), adaptiveLifo: true },
+      /^Expected `adaptiveLifo` to be unset when `controller` is given/,
+    ],
   ]
 
   it.each(badHttp)('the HTTP layer rejects a bad %s', (option, options, message) => {
