@@ -1,6 +1,8 @@
 import {
+  assertKnownKeys,
   type BackpressureController,
   type Decision,
+  HTTP_OPTION_KEYS,
   HttpBackpressure,
   type HttpBackpressureOptions,
   type HttpResponse,
@@ -96,8 +98,12 @@ function routeSetting(route: RouteOptions): number | undefined | false {
   return priority
 }
 
+/** The HTTP layer's keys and the plugin's own, so a misspelt `admitAfterBody` is named too. */
+const OPTION_KEYS = [...HTTP_OPTION_KEYS, 'admitAfterBody']
+
 // Async, so an invalid option rejects `register` (avvio does not catch a callback plugin's throw).
 const plugin: FastifyPluginAsync<FastifyBackpressureOptions> = async (fastify, options) => {
+  assertKnownKeys('', options, OPTION_KEYS)
   const { admitAfterBody, ...httpOptions } = options
   if (admitAfterBody !== undefined && typeof admitAfterBody !== 'boolean') {
     throw new InvalidOptionError('admitAfterBody', 'a boolean', admitAfterBody)

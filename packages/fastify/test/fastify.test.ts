@@ -381,4 +381,10 @@ describe('@backpressure/fastify admitAfterBody', () => {
       'Expected `admitAfterBody` to be a boolean, got `"yes"` (string)',
     )
   })
+
+  it('rejects a misspelt admitAfterBody at register, naming it', async () => {
+    await expect(makeApp({ admitAfterBdy: true } as never)).rejects.toThrow(
+      'Unknown option `admitAfterBdy`: did you mean `admitAfterBody`?',
+    )
+  })
 })
