@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { InvalidOptionError } from '../src/index.js'
-import { integerOption, numberOption } from '../src/validate.js'
+import { assertOptions, editDistance, integerOption, numberOption } from '../src/validate.js'
 
 function message(check: () => unknown): string {
   try {
@@ -46,5 +46,32 @@ const ranges: [string, () => unknown, string][] = [
 describe('range wording', () => {
   it.each(ranges)('%s', (_shape, check, expected) => {
     expect(message(check)).toBe(expected)
+  })
+})
+
+// The same suggestions as core's twin: the nearest key within a third of the key's length, else the list.
+const unknown: [string, object, readonly string[], string][] = [
+  ['one edit', { ratoi: 1 }, ['ratio', 'windowMs'], 'Unknown option `ratoi`: did you mean `ratio`?'],
+  [
+    'a case slip',
+    { windowMS: 1 },
+    ['ratio', 'windowMs'],
+    'Unknown option `windowMS`: did you mean `windowMs`?',
+  ],
+  ['nothing close', { foo: 1 }, ['k', 'random'], 'Unknown option `foo`: expected one of `k`, `random`'],
+]
+
+describe('unknown keys', () => {
+  it.each(unknown)('%s', (_case, options, known, expected) => {
+    expect(message(() => assertOptions(options, known))).toBe(expected)
+  })
+
+  it.each([
+    ['gaurd', 'guard', 1],
+    ['kitten', 'sitting', 3],
+    ['', 'abc', 3],
+  ])('edit distance from %j to %j is %i', (a, b, distance) => {
+    expect(editDistance(a, b)).toBe(distance)
+    expect(editDistance(b, a)).toBe(distance)
   })
 })
