@@ -83,6 +83,10 @@ function admissionHook(http: HttpBackpressure<FastifyRequest>, routePriority: nu
   }
 }
 
+const ROUTE_CONFIG_KEYS: readonly string[] = Object.keys({
+  priority: true,
+} satisfies Record<keyof BackpressureRouteConfig, true>)
+
 /** Reads `config.backpressure` once, at registration: a priority, `undefined` (the default) or `false`. */
 function routeSetting(route: RouteOptions): number | undefined | false {
   const setting: unknown = route.config?.backpressure
@@ -91,6 +95,7 @@ function routeSetting(route: RouteOptions): number | undefined | false {
   if (typeof setting !== 'object' || setting === null || Array.isArray(setting)) {
     throw new InvalidOptionError('config.backpressure', `false or { priority?: number } ${where}`, setting)
   }
+  assertKnownKeys('config.backpressure', setting, ROUTE_CONFIG_KEYS)
   const priority: unknown = (setting as BackpressureRouteConfig).priority
   if (priority !== undefined && (typeof priority !== 'number' || !Number.isFinite(priority))) {
     throw new InvalidOptionError('config.backpressure.priority', `a finite number ${where}`, priority)

@@ -93,6 +93,9 @@ describe('@backpressure/fastify', () => {
     expect(() => app.get('/b', { config: { backpressure: true as unknown as false } }, handler)).toThrow(
       /Expected `config\.backpressure` to be false or \{ priority\?: number \} on route GET \/b/,
     )
+    expect(() => app.get('/c', { config: { backpressure: { priorty: 5 } as never } }, handler)).toThrow(
+      'Unknown option `config.backpressure.priorty`: did you mean `config.backpressure.priority`?',
+    )
   })
 
   it('rejects an invalid per-route config registered in an encapsulated plugin', async () => {
