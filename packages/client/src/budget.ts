@@ -30,6 +30,13 @@ export interface RetryBudgetOptions {
   clock?: Clock
 }
 
+const BUDGET_OPTION_KEYS: readonly string[] = Object.keys({
+  ratio: true,
+  windowMs: true,
+  minRetriesPerSecond: true,
+  clock: true,
+} satisfies Record<keyof RetryBudgetOptions, true>)
+
 /**
  * A retry budget: retries stay under `ratio` of requests over a sliding window, plus a small allowance.
  * Per-request retry limits alone multiply load by `maxAttempts` exactly when the server can least take
@@ -51,7 +58,7 @@ export class RetryBudget {
   private readonly reserve: number
 
   constructor(options?: RetryBudgetOptions) {
-    assertOptions(options)
+    assertOptions(options, BUDGET_OPTION_KEYS)
     this.ratio = numberOption('ratio', options?.ratio, 0.1, 0)
     this.windowMs = numberOption('windowMs', options?.windowMs, 10_000, 0, Number.POSITIVE_INFINITY, true)
     this.minRetriesPerSecond = numberOption('minRetriesPerSecond', options?.minRetriesPerSecond, 0.1, 0)

@@ -118,13 +118,17 @@ export class ThrottledError extends Error {
 
 Object.defineProperty(ThrottledError.prototype, kThrottledError, { value: true })
 
-/** Thrown at creation when an option is invalid: names the option, what was expected and what was given. */
+/**
+ * Thrown at creation when an option is invalid: names the option, what was expected and what was given,
+ * or, for a key no options object has, the key meant.
+ */
 export class InvalidOptionError extends TypeError {
   readonly code = ERROR_CODES.invalidOption
   readonly option: string
 
-  constructor(option: string, expected: string, given: unknown) {
-    super(`Expected \`${option}\` to be ${expected}, got ${describe(given)}`)
+  /** `message` replaces the "Expected … got …" sentence where it does not fit (an unknown key). */
+  constructor(option: string, expected: string, given: unknown, message?: string) {
+    super(message ?? `Expected \`${option}\` to be ${expected}, got ${describe(given)}`)
     this.name = 'InvalidOptionError'
     this.option = option
   }

@@ -1,5 +1,5 @@
 import { InvalidOptionError } from './errors.js'
-import { execute, type RetryPolicyOptions, resolvePolicy } from './retry.js'
+import { execute, POLICY_OPTION_KEYS, type RetryPolicyOptions, resolvePolicy } from './retry.js'
 import { assertOptions, functionOption, methodListOption } from './validate.js'
 
 /** Anything with `fetch`'s signature: the global `fetch`, undici's, or a test double. */
@@ -20,6 +20,14 @@ export interface ClientOptions extends RetryPolicyOptions {
    */
   retryMethods?: readonly string[]
 }
+
+const CLIENT_OPTION_KEYS: readonly string[] = [
+  ...POLICY_OPTION_KEYS,
+  ...Object.keys({ fetch: true, retryMethods: true } satisfies Record<
+    Exclude<keyof ClientOptions, keyof RetryPolicyOptions>,
+    true
+  >),
+]
 
 const IDEMPOTENT_METHODS = ['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE']
 
@@ -47,7 +55,7 @@ const IDEMPOTENT_METHODS = ['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE']
  * ```
  */
 export function createFetch(options?: ClientOptions): typeof globalThis.fetch {
-  assertOptions(options)
+  assertOptions(options, CLIENT_OPTION_KEYS)
   const policy = resolvePolicy(options, true)
   const fetchOption = functionOption<FetchLike>('fetch', options?.fetch)
   const methods = methodListOption('retryMethods', options?.retryMethods, IDEMPOTENT_METHODS)

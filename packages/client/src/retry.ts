@@ -127,6 +127,34 @@ export interface RetryCallOptions {
   signal?: AbortSignal
 }
 
+/** @internal Every key of RetryPolicyOptions (the compiler keeps the two in step). */
+export const POLICY_OPTION_KEYS: readonly string[] = Object.keys({
+  maxAttempts: true,
+  retryStatusCodes: true,
+  retryOnError: true,
+  baseDelayMs: true,
+  maxDelayMs: true,
+  maxRetryAfterMs: true,
+  retryAfterJitter: true,
+  timeoutMs: true,
+  budget: true,
+  throttle: true,
+  onRetry: true,
+  clock: true,
+  random: true,
+} satisfies Record<keyof RetryPolicyOptions, true>)
+const CALL_OPTION_KEYS: readonly string[] = Object.keys({ signal: true } satisfies Record<
+  keyof RetryCallOptions,
+  true
+>)
+const RETRY_OPTION_KEYS: readonly string[] = [
+  ...POLICY_OPTION_KEYS,
+  ...Object.keys({ signal: true } satisfies Record<
+    Exclude<keyof RetryOptions, keyof RetryPolicyOptions>,
+    true
+  >),
+]
+
 /** @internal The resolved, validated, frozen form of {@link RetryPolicyOptions}. */
 export interface RetryPolicy {
   readonly maxAttempts: number
@@ -144,9 +172,8 @@ export interface RetryPolicy {
   readonly random: RandomSource
 }
 
-/** @internal */
+/** @internal `options` has been checked by the caller (`assertOptions`) against the keys it takes. */
 export function resolvePolicy(options: RetryPolicyOptions | undefined, ownBudget: boolean): RetryPolicy {
-  assertOptions(options)
   const clock = clockOption(options?.clock, systemClock)
   const baseDelayMs = numberOption('baseDelayMs', options?.baseDelayMs, 100, 0)
   const budget = instanceOption<RetryBudget>('budget', options?.budget, 'a RetryBudget or false', [
@@ -330,6 +357,7 @@ export async function execute<T>(
 export function retry<T>(fn: (attempt: AttemptInfo) => T | Promise<T>, options?: RetryOptions): Promise<T> {
   try {
     if (typeof fn !== 'function') throw new InvalidOptionError('fn', 'a function', fn)
+    assertOptions(options, RETRY_OPTION_KEYS)
     const policy = resolvePolicy(options, false)
     return execute(policy, fn, signalOption(options?.signal), true)
   } catch (error) {
@@ -350,11 +378,12 @@ export function retry<T>(fn: (attempt: AttemptInfo) => T | Promise<T>, options?:
 export function createRetry(
   options?: RetryPolicyOptions,
 ): <T>(fn: (attempt: AttemptInfo) => T | Promise<T>, callOptions?: RetryCallOptions) => Promise<T> {
+  assertOptions(options, POLICY_OPTION_KEYS)
   const policy = resolvePolicy(options, true)
   return (fn, callOptions) => {
     try {
       if (typeof fn !== 'function') throw new InvalidOptionError('fn', 'a function', fn)
-      assertOptions(callOptions)
+      assertOptions(callOptions, CALL_OPTION_KEYS)
       return execute(policy, fn, signalOption(callOptions?.signal), true)
     } catch (error) {
       return Promise.reject(error)

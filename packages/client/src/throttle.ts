@@ -39,6 +39,15 @@ export interface AdaptiveThrottleOptions {
   random?: RandomSource
 }
 
+const THROTTLE_OPTION_KEYS: readonly string[] = Object.keys({
+  k: true,
+  windowMs: true,
+  minRequests: true,
+  maxRejectionProbability: true,
+  clock: true,
+  random: true,
+} satisfies Record<keyof AdaptiveThrottleOptions, true>)
+
 /**
  * Client-side adaptive throttling (Google SRE book, "Handling Overload", as Envoy's admission control
  * filter implements it): every attempt sent counts as a request, every response the server did not
@@ -66,7 +75,7 @@ export class AdaptiveThrottle {
   private readonly random: RandomSource
 
   constructor(options?: AdaptiveThrottleOptions) {
-    assertOptions(options)
+    assertOptions(options, THROTTLE_OPTION_KEYS)
     this.k = numberOption('k', options?.k, 2, 1)
     this.windowMs = numberOption('windowMs', options?.windowMs, 30_000, 0, Number.POSITIVE_INFINITY, true)
     this.minRequests = numberOption('minRequests', options?.minRequests, 10, 0)

@@ -4,12 +4,64 @@ import { InvalidOptionError } from './errors.js'
 // Option checks shared by every factory and class: one message shape, `??` defaults, no silent fallback
 // to a default when a value is given but wrong.
 
-/** The options argument itself: absent or a plain object (typed callers cannot get this wrong, JS ones can). */
-export function assertOptions(value: unknown): void {
+/**
+ * The options argument itself: absent, or a plain object with no key but `known` (typed callers cannot
+ * get this wrong, JavaScript ones can, and a misspelt key would leave its default in force silently).
+ */
+export function assertOptions(value: unknown, known: readonly string[]): void {
   if (value === undefined) return
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw new InvalidOptionError('options', 'an object', value)
   }
+  assertKnownKeys(value, known)
+}
+
+// A twin of core's assertKnownKeys (the client has no runtime dependency on core); client options are
+// never nested, so keys are named as they are.
+function assertKnownKeys(options: object, known: readonly string[]): void {
+  for (const key of Object.keys(options)) {
+    if (known.includes(key)) continue
+    const nearest = nearestKey(key, known)
+    const hint =
+      nearest === undefined
+        ? `expected one of ${known.map((valid) => `\`${valid}\``).join(', ')}`
+        : `did you mean \`${nearest}\`?`
+    throw new InvalidOptionError(key, 'a known option', undefined, `Unknown option \`${key}\`: ${hint}`)
+  }
+}
+
+/** The valid key a typo most likely meant: the nearest, if within a third of the key's length (at least one edit). */
+function nearestKey(key: string, known: readonly string[]): string | undefined {
+  let nearest: string | undefined
+  let nearestDistance = Math.max(1, Math.floor(key.length / 3)) + 1
+  for (const candidate of known) {
+    const distance = editDistance(key, candidate)
+    if (distance < nearestDistance) {
+      nearest = candidate
+      nearestDistance = distance
+    }
+  }
+  return nearest
+}
+
+/** Levenshtein distance with a swap of two neighbours counted as one edit (optimal string alignment). */
+export function editDistance(a: string, b: string): number {
+  let twoBack: number[] = []
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j)
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i]
+    for (let j = 1; j <= b.length; j++) {
+      const substitution = previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1)
+      let distance = Math.min(previous[j]! + 1, current[j - 1]! + 1, substitution)
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) {
+        distance = Math.min(distance, twoBack[j - 2]! + 1)
+      }
+      current.push(distance)
+    }
+    twoBack = previous
+    previous = current
+  }
+  return previous[b.length]!
 }
 
 export function integerOption(name: string, value: unknown, fallback: number, min: number): number {
@@ -35,12 +87,16 @@ export function numberOption(
     (exclusiveMin ? value <= min : value < min) ||
     value > max
   ) {
-    const range = exclusiveMin
-      ? `above ${min}${max === Number.POSITIVE_INFINITY ? '' : ` and up to ${max}`}`
-      : `from ${min}${max === Number.POSITIVE_INFINITY ? ' and up' : ` to ${max}`}`
-    throw new InvalidOptionError(name, `a number ${range}`, value)
+    throw new InvalidOptionError(name, `a number ${numberRange(min, max, exclusiveMin)}`, value)
   }
   return value
+}
+
+/** The range as a phrase: "from 0 and up", "from 0 to 1", "above 0", "above 0 and at most 1". */
+function numberRange(min: number, max: number, exclusiveMin: boolean): string {
+  const unbounded = max === Number.POSITIVE_INFINITY
+  if (exclusiveMin) return unbounded ? `above ${min}` : `above ${min} and at most ${max}`
+  return unbounded ? `from ${min} and up` : `from ${min} to ${max}`
 }
 
 export function functionOption<F>(name: string, value: unknown): F | undefined {

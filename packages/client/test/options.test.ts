@@ -177,6 +177,92 @@ describe('option validation', () => {
   })
 })
 
+// A misspelt key in every options object the client takes, and the error it must produce.
+const misspelt: [string, () => unknown, string, string][] = [
+  [
+    'createFetch',
+    () => createFetch({ maxAtempts: 3 } as never),
+    'maxAtempts',
+    'Unknown option `maxAtempts`: did you mean `maxAttempts`?',
+  ],
+  [
+    'createFetch, an option of its own',
+    () => createFetch({ retryMethod: ['GET'] } as never),
+    'retryMethod',
+    'Unknown option `retryMethod`: did you mean `retryMethods`?',
+  ],
+  [
+    'createRetry',
+    () => createRetry({ timeOutMs: 1000 } as never),
+    'timeOutMs',
+    'Unknown option `timeOutMs`: did you mean `timeoutMs`?',
+  ],
+  [
+    'RetryBudget',
+    () => new RetryBudget({ ration: 0.2 } as never),
+    'ration',
+    'Unknown option `ration`: did you mean `ratio`?',
+  ],
+  [
+    'AdaptiveThrottle',
+    () => new AdaptiveThrottle({ minRequest: 5 } as never),
+    'minRequest',
+    'Unknown option `minRequest`: did you mean `minRequests`?',
+  ],
+]
+
+describe('unknown options', () => {
+  it.each(misspelt)(
+    '%s: a misspelt key throws at creation, naming the key meant',
+    (_what, make, option, message) => {
+      const error = thrown(make)
+      expect(error).toBeInstanceOf(InvalidOptionError)
+      expect(error.code).toBe('BP_ERR_INVALID_OPTION')
+      expect(error.option).toBe(option)
+      expect(error.message).toBe(message)
+    },
+  )
+
+  it('retry() rejects a misspelt key before the first attempt', async () => {
+    let called = false
+    const call = () => {
+      called = true
+    }
+    await expect(retry(call, { signl: AbortSignal.timeout(1000) } as never)).rejects.toThrow(
+      'Unknown option `signl`: did you mean `signal`?',
+    )
+    await expect(retry(call, { maxAttemps: 2 } as never)).rejects.toThrow(
+      'Unknown option `maxAttemps`: did you mean `maxAttempts`?',
+    )
+    expect(called).toBe(false)
+  })
+
+  it('a call through createRetry() rejects a misspelt call option before the first attempt', async () => {
+    let called = false
+    const withRetry = createRetry()
+    await expect(
+      withRetry(
+        () => {
+          called = true
+        },
+        { sigal: AbortSignal.timeout(1000) } as never,
+      ),
+    ).rejects.toThrow('Unknown option `sigal`: did you mean `signal`?')
+    expect(called).toBe(false)
+  })
+
+  it('lists the valid keys when none is close: createFetch options are not createRetry options', () => {
+    const error = thrown(() => createRetry({ fetch: globalThis.fetch } as never))
+    expect(error.option).toBe('fetch')
+    expect(error.message).toMatch(/^Unknown option `fetch`: expected one of `maxAttempts`, .*`random`$/)
+  })
+
+  it('refuses an unknown key set to undefined, accepts a known one', () => {
+    expect(thrown(() => new RetryBudget({ ration: undefined } as never)).option).toBe('ration')
+    expect(() => new RetryBudget({ ratio: undefined } as never)).not.toThrow()
+  })
+})
+
 describe('errors', () => {
   it('have stable codes and brands that survive duplicate package copies', () => {
     expect(ERROR_CODES).toEqual({

@@ -769,6 +769,21 @@ export function runConformanceSuite(harness: AdapterHarness): void {
         )
       })
 
+      it('fails at setup on a misspelt option, naming the option meant', async () => {
+        await expect(setup({ maxConcurency: 5 })).rejects.toThrow(
+          'Unknown option `maxConcurency`: did you mean `maxConcurrency`?',
+        )
+        await expect(setup({ metrics: { cachMs: 100 } })).rejects.toThrow(
+          'Unknown option `metrics.cachMs`: did you mean `metrics.cacheMs`?',
+        )
+        await expect(setup({ routes: [{ path: '/a', priorty: 1 }] })).rejects.toThrow(
+          'Unknown option `routes[0].priorty`: did you mean `routes[0].priority`?',
+        )
+        await expect(setup({ controller: shared(), skipp: () => false })).rejects.toThrow(
+          'Unknown option `skipp`: did you mean `skip`?',
+        )
+      })
+
       it('accepts valid options at setup', async () => {
         await expect(setup({ maxConcurrency: 4, maxQueueDepth: 0, metrics: false })).resolves.toBeUndefined()
       })

@@ -1,7 +1,7 @@
 import { retryAfterSeconds } from './bounds.js'
 import { type Clock, type RandomSource, systemClock } from './clock.js'
 import { createBackpressureError, InvalidOptionError } from './errors.js'
-import { assertObject, functionOption, integerOption, numberOption } from './validate.js'
+import { assertKnownKeys, assertObject, functionOption, integerOption, numberOption } from './validate.js'
 
 /** `closed`: calls pass. `open`: calls fail fast for the cool-down. `half_open`: a few trial calls probe the downstream. */
 export type CircuitState = 'closed' | 'open' | 'half_open'
@@ -40,6 +40,19 @@ export interface CircuitBreakerOptions {
   /** Random source in [0, 1) for Retry-After jitter. @default Math.random */
   readonly random?: RandomSource
 }
+
+/** Every key of CircuitBreakerOptions (the compiler keeps the two in step): any other is refused. */
+const CIRCUIT_BREAKER_OPTION_KEYS: readonly string[] = Object.keys({
+  failureRateThreshold: true,
+  minimumCalls: true,
+  windowMs: true,
+  coolDownMs: true,
+  halfOpenMaxCalls: true,
+  isFailure: true,
+  name: true,
+  clock: true,
+  random: true,
+} satisfies Record<keyof CircuitBreakerOptions, true>)
 
 const BUCKETS = 10
 
@@ -87,6 +100,7 @@ export class CircuitBreaker {
 
   constructor(options: CircuitBreakerOptions = {}) {
     assertObject('options', options as unknown)
+    assertKnownKeys('', options, CIRCUIT_BREAKER_OPTION_KEYS)
     const windowMs = numberOption('windowMs', options.windowMs, 10_000, BUCKETS)
     this.options = Object.freeze({
       failureRateThreshold: numberOption(

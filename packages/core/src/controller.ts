@@ -22,6 +22,7 @@ import { createNodeSampler, type ProcessSampler, ProcessSignals } from './proces
 import { type RetryAfterOption, type RetryAfterPolicy, resolveRetryAfter } from './retry-after.js'
 import { type BackpressureStats, isClientCaused, overloadRejectionRate } from './stats.js'
 import {
+  assertKnownKeys,
   assertObject,
   booleanOption,
   functionOption,
@@ -87,6 +88,31 @@ export interface BackpressureOptions {
   /** Reads the process for the signals above; tests inject one. @default perf_hooks and process.memoryUsage */
   readonly processSampler?: ProcessSampler
 }
+
+/** Every key of BackpressureOptions (the compiler keeps the two in step): any other is refused. */
+export const CONTROLLER_OPTION_KEYS: readonly string[] = Object.keys({
+  maxConcurrency: true,
+  maxQueueDepth: true,
+  maxQueueWaitMs: true,
+  codel: true,
+  adaptiveLifo: true,
+  latencyThresholdMs: true,
+  adaptiveRejection: true,
+  latencyWindowMs: true,
+  latencyMinSamples: true,
+  retryAfter: true,
+  maxEventLoopDelayMs: true,
+  maxEventLoopUtilization: true,
+  maxHeapUsedBytes: true,
+  maxRssBytes: true,
+  sampleIntervalMs: true,
+  name: true,
+  clock: true,
+  random: true,
+  processSampler: true,
+} satisfies Record<keyof BackpressureOptions, true>)
+
+const CODEL_OPTION_KEYS = ['targetMs', 'intervalMs']
 
 interface ResolvedOptions {
   readonly maxQueueDepth: number
@@ -263,6 +289,7 @@ export class BackpressureController {
 
   constructor(options: BackpressureOptions = {}) {
     assertObject('options', options as unknown)
+    assertKnownKeys('', options, CONTROLLER_OPTION_KEYS)
     this.clock = options.clock ?? systemClock
     this.random = functionOption<RandomSource>('random', options.random) ?? Math.random
     const name = options.name ?? 'default'
@@ -868,6 +895,7 @@ function resolveCodel(option: unknown, adaptive: boolean): ResolvedOptions['code
   if (option === false || (option === undefined && !adaptive)) return undefined
   if (option === true || option === undefined) return { targetMs: 5, intervalMs: 50 }
   assertObject('codel', option)
+  assertKnownKeys('codel', option, CODEL_OPTION_KEYS)
   const { targetMs, intervalMs } = option as { targetMs?: unknown; intervalMs?: unknown }
   const interval = numberOption('codel.intervalMs', intervalMs, 50, 0, Number.POSITIVE_INFINITY, true)
   return Object.freeze({

@@ -130,13 +130,18 @@ export function createBackpressureError(
   }
 }
 
-/** Thrown at construction when an option is invalid: names the option, what was expected and what was given. */
+/**
+ * Thrown at construction when an option is invalid: names the option (with its path, as
+ * `maxConcurrency.initialLimit`), what was expected and what was given, or, for a key no options object
+ * has, the key meant.
+ */
 export class InvalidOptionError extends TypeError {
   readonly code = INVALID_OPTION_CODE
   readonly option: string
 
-  constructor(option: string, expected: string, given: unknown) {
-    super(`Expected \`${option}\` to be ${expected}, got ${describe(given)}`)
+  /** `message` replaces the "Expected … got …" sentence where it does not fit (an unknown key). */
+  constructor(option: string, expected: string, given: unknown, message?: string) {
+    super(message ?? `Expected \`${option}\` to be ${expected}, got ${describe(given)}`)
     this.name = 'InvalidOptionError'
     this.option = option
   }

@@ -8,7 +8,7 @@ import {
   type TokenBucketResult,
   type TokenBucketStore,
 } from './token-bucket.js'
-import { assertObject, booleanOption, functionOption } from './validate.js'
+import { assertKnownKeys, assertObject, booleanOption, functionOption } from './validate.js'
 
 /**
  * Per-client rate limiting with token buckets: over the limit, a request gets `429` with `Retry-After`
@@ -55,6 +55,20 @@ export interface RateLimitOptions<Req> {
   readonly headers?: boolean
 }
 
+/** Every key of RateLimitOptions (the compiler keeps the two in step): any other is refused. */
+const RATE_LIMIT_OPTION_KEYS: readonly string[] = Object.keys({
+  key: true,
+  capacity: true,
+  refillPerSecond: true,
+  cost: true,
+  maxKeys: true,
+  store: true,
+  timeoutMs: true,
+  maxPending: true,
+  policyName: true,
+  headers: true,
+} satisfies Record<keyof RateLimitOptions<unknown>, true>)
+
 /** The rate limit as resolved at construction. */
 export interface ResolvedRateLimit<Req> {
   readonly limiter: TokenBucketLimiter<TokenBucketAnswer>
@@ -99,6 +113,7 @@ export function resolveRateLimit<Req>(
 ): ResolvedRateLimit<Req> | undefined {
   if (option === undefined) return undefined
   assertObject('rateLimit', option as unknown)
+  assertKnownKeys('rateLimit', option, RATE_LIMIT_OPTION_KEYS)
   const key = functionOption<(req: Req) => string | undefined>('rateLimit.key', option.key)
   if (key === undefined)
     throw new InvalidOptionError('rateLimit.key', 'a function of the request', option.key)

@@ -4,6 +4,7 @@ import { retryAfterSeconds } from './bounds.js'
 import { CircuitBreaker } from './circuit-breaker.js'
 import { BackpressureController, type BackpressureOptions, Permit, Rejection } from './controller.js'
 import { InvalidOptionError, REJECTION_REASONS, type RejectionReason } from './errors.js'
+import { controllerOptionSet, controllerOptions, HTTP_OPTION_KEYS } from './http-options.js'
 import {
   type RateLimitOptions,
   type ResolvedRateLimit,
@@ -22,7 +23,7 @@ import {
   type RouteRule,
 } from './route-table.js'
 import { type TokenBucketResult, wholeSecondsAfter } from './token-bucket.js'
-import { assertObject, functionOption, numberOption } from './validate.js'
+import { assertKnownKeys, assertObject, functionOption, numberOption } from './validate.js'
 
 export type { RateLimitOptions } from './http-rate-limit.js'
 export type { MetricsExposition, MetricsOptions } from './metrics-route.js'
@@ -122,26 +123,6 @@ const GONE_RESPONSE: HttpResponse = Object.freeze({
   body: GONE_BODY,
 })
 
-const CONTROLLER_OWNED_OPTIONS = [
-  'maxConcurrency',
-  'maxQueueDepth',
-  'maxQueueWaitMs',
-  'latencyThresholdMs',
-  'adaptiveRejection',
-  'latencyWindowMs',
-  'latencyMinSamples',
-  'retryAfter',
-  'maxEventLoopDelayMs',
-  'maxEventLoopUtilization',
-  'maxHeapUsedBytes',
-  'maxRssBytes',
-  'sampleIntervalMs',
-  'name',
-  'clock',
-  'random',
-  'processSampler',
-] as const
-
 /**
  * The framework-neutral HTTP layer: every adapter maps its request onto `decide()` and writes the
  * response it returns. All of the HTTP contract lives here, once.
@@ -170,11 +151,12 @@ export class HttpBackpressure<Req> {
 
   constructor(options: HttpBackpressureOptions<Req> = {}) {
     assertObject('options', options as unknown)
+    assertKnownKeys('', options, HTTP_OPTION_KEYS)
     if (options.controller !== undefined) {
       if (!(options.controller instanceof BackpressureController)) {
         throw new InvalidOptionError('controller', 'a BackpressureController', options.controller)
       }
-      const clash = CONTROLLER_OWNED_OPTIONS.find((key) => options[key] !== undefined)
+      const clash = controllerOptionSet(options)
       if (clash !== undefined) {
         throw new InvalidOptionError(
           clash,
@@ -185,7 +167,7 @@ export class HttpBackpressure<Req> {
       this.controller = options.controller
       this.ownsController = false
     } else {
-      this.controller = new BackpressureController(options)
+      this.controller = new BackpressureController(controllerOptions(options))
       this.ownsController = true
     }
 

@@ -50,6 +50,7 @@ export {
   type RejectInfo,
   type RouteRule,
 } from './http.js'
+export { HTTP_OPTION_KEYS } from './http-options.js'
 export {
   AimdLimit,
   type AimdLimitOptions,
@@ -82,3 +83,4 @@ export {
   type TokenBucketResult,
   type TokenBucketStore,
 } from './token-bucket.js'
+export { assertKnownKeys } from './validate.js'

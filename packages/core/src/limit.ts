@@ -1,7 +1,7 @@
 import { clamp } from './bounds.js'
 import type { RandomSource } from './clock.js'
 import { InvalidOptionError } from './errors.js'
-import { integerOption, numberOption } from './validate.js'
+import { assertKnownKeys, integerOption, numberOption } from './validate.js'
 
 /**
  * The concurrency limit the controller admits against. A fixed limit never moves; an adaptive one
@@ -56,6 +56,27 @@ export interface AimdLimitOptions {
   /** @default 100 */
   readonly updateIntervalMs?: number
 }
+
+// Every key of each algorithm's options (the compiler keeps them in step with the interfaces).
+const GRADIENT_OPTION_KEYS: readonly string[] = Object.keys({
+  algorithm: true,
+  initialLimit: true,
+  minLimit: true,
+  maxLimit: true,
+  tolerance: true,
+  updateIntervalMs: true,
+  percentile: true,
+  probeIntervalMs: true,
+} satisfies Record<keyof GradientLimitOptions, true>)
+const AIMD_OPTION_KEYS: readonly string[] = Object.keys({
+  algorithm: true,
+  initialLimit: true,
+  minLimit: true,
+  maxLimit: true,
+  latencyTargetMs: true,
+  backoffRatio: true,
+  updateIntervalMs: true,
+} satisfies Record<keyof AimdLimitOptions, true>)
 
 /**
  * `maxConcurrency`: a fixed number of requests in flight, `'adaptive'` for the gradient limit with its
@@ -176,6 +197,7 @@ export class GradientLimit implements ConcurrencyLimit {
     private readonly random: RandomSource,
     private readonly onChange: LimitChangeListener,
   ) {
+    assertKnownKeys('maxConcurrency', options, GRADIENT_OPTION_KEYS)
     ;({ minLimit: this.minLimit, maxLimit: this.maxLimit, initialLimit: this.limit } = resolveBounds(options))
     this.tolerance = numberOption('maxConcurrency.tolerance', options.tolerance, 0.5, 0, 10)
     this.updateIntervalMs = numberOption('maxConcurrency.updateIntervalMs', options.updateIntervalMs, 100, 1)
@@ -367,6 +389,7 @@ export class AimdLimit implements ConcurrencyLimit {
     random: RandomSource,
     private readonly onChange: LimitChangeListener,
   ) {
+    assertKnownKeys('maxConcurrency', options, AIMD_OPTION_KEYS)
     ;({ minLimit: this.minLimit, maxLimit: this.maxLimit, initialLimit: this.limit } = resolveBounds(options))
     if (options.latencyTargetMs === undefined) {
       throw new InvalidOptionError(
@@ -383,14 +406,16 @@ export class AimdLimit implements ConcurrencyLimit {
       Number.POSITIVE_INFINITY,
       true,
     )
-    this.backoffRatio = numberOption('maxConcurrency.backoffRatio', options.backoffRatio, 0.9, 0.5, 1, true)
-    if (this.backoffRatio >= 1) {
+    // Open at both ends, which numberOption cannot state: at 1 the limit would never back off.
+    const backoffRatio = options.backoffRatio ?? 0.9
+    if (typeof backoffRatio !== 'number' || !(backoffRatio > 0.5 && backoffRatio < 1)) {
       throw new InvalidOptionError(
         'maxConcurrency.backoffRatio',
-        'a number from 0.5 to below 1',
+        'a number above 0.5 and below 1',
         options.backoffRatio,
       )
     }
+    this.backoffRatio = backoffRatio
     this.updateIntervalMs = numberOption('maxConcurrency.updateIntervalMs', options.updateIntervalMs, 100, 1)
     this.samples = new IntervalSamples(256, random)
     this.nextUpdateAt = now + this.updateIntervalMs

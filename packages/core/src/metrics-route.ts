@@ -3,7 +3,7 @@ import { InvalidOptionError } from './errors.js'
 import type { HttpResponse } from './http.js'
 import { prefersJson } from './metrics-accept.js'
 import { metricsJson, PROMETHEUS_CONTENT_TYPE, renderPrometheus } from './metrics-text.js'
-import { assertObject, functionOption, numberOption } from './validate.js'
+import { assertKnownKeys, assertObject, functionOption, numberOption } from './validate.js'
 
 /**
  * The metrics route: who may read it (`guard`), which form they get (Prometheus text or JSON), who
@@ -48,6 +48,14 @@ const DEFAULT_CACHE_MS = 250
 /** The longest `cacheMs`: past a minute, scrapes at common intervals would read the same numbers twice. */
 const MAX_CACHE_MS = 60_000
 
+/** Every key of MetricsOptions (the compiler keeps the two in step): any other is refused. */
+const METRICS_OPTION_KEYS: readonly string[] = Object.keys({
+  path: true,
+  guard: true,
+  render: true,
+  cacheMs: true,
+} satisfies Record<keyof MetricsOptions<unknown>, true>)
+
 /** A rendering and when it was made; a pending render is shared too. */
 interface Cached {
   readonly at: number
@@ -87,7 +95,10 @@ export class MetricsRoute<Req> {
       this.cacheMs = 0
       return
     }
-    if (option !== undefined) assertObject('metrics', option as unknown)
+    if (option !== undefined) {
+      assertObject('metrics', option as unknown)
+      assertKnownKeys('metrics', option, METRICS_OPTION_KEYS)
+    }
     const path: unknown = option?.path === undefined ? '/metrics' : option.path
     if (path !== false && (typeof path !== 'string' || !path.startsWith('/'))) {
       throw new InvalidOptionError('metrics.path', "a path starting with '/', or false", path)

@@ -2,6 +2,7 @@ import { clamp, MAX_RETRY_AFTER_SECONDS, retryAfterSeconds } from './bounds.js'
 import type { RandomSource } from './clock.js'
 import type { RejectionReason } from './errors.js'
 import { InvalidOptionError } from './errors.js'
+import { assertKnownKeys } from './validate.js'
 
 /** What a `retryAfter` function and the adaptive policy see when deciding a delay. */
 export interface RetryAfterContext {
@@ -37,6 +38,7 @@ export interface RetryAfterState {
 
 export type RetryAfterPolicy = (reason: RejectionReason, state: RetryAfterState) => number
 
+const RANGE_KEYS = ['min', 'max']
 const MAX_SECONDS = MAX_RETRY_AFTER_SECONDS
 const ADAPTIVE_MAX_SECONDS = 60
 
@@ -91,6 +93,7 @@ export function resolveRetryAfter(option: unknown, random: RandomSource): RetryA
     }
   }
   if (typeof option === 'object' && option !== null && !Array.isArray(option)) {
+    assertKnownKeys('retryAfter', option, RANGE_KEYS)
     const { min, max } = option as { min?: unknown; max?: unknown }
     if (typeof min !== 'number' || !Number.isInteger(min) || min < 1 || min > MAX_SECONDS) {
       throw new InvalidOptionError(

@@ -1,6 +1,6 @@
 import { parse } from 'node:url'
 import { InvalidOptionError } from './errors.js'
-import { assertObject } from './validate.js'
+import { assertKnownKeys, assertObject } from './validate.js'
 
 /**
  * The route table: how Express and Koa users give routes their priority or opt them out, matched on
@@ -28,6 +28,13 @@ export interface RouteRule {
   /** `false` lets matching requests bypass admission entirely. */
   readonly backpressure?: false
 }
+
+const ROUTE_RULE_KEYS: readonly string[] = Object.keys({
+  method: true,
+  path: true,
+  priority: true,
+  backpressure: true,
+} satisfies Record<keyof RouteRule, true>)
 
 interface PatternRoute {
   readonly method: string
@@ -71,6 +78,7 @@ export function compileRoutes(rules: unknown): CompiledRoutes | undefined {
   const patterns: PatternRoute[] = []
   rules.forEach((rule: unknown, i) => {
     assertObject(`routes[${i}]`, rule)
+    assertKnownKeys(`routes[${i}]`, rule, ROUTE_RULE_KEYS)
     const { method, path, priority, backpressure } = rule as Partial<RouteRule>
     if (method !== undefined && (typeof method !== 'string' || method.length === 0)) {
       throw new InvalidOptionError(`routes[${i}].method`, 'an HTTP method such as "GET"', method)

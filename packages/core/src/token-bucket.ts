@@ -2,7 +2,7 @@ import { clamp, MAX_SF_INTEGER, MAX_TIMER_MS, retryAfterSeconds } from './bounds
 import { type Clock, systemClock } from './clock.js'
 import { InvalidOptionError } from './errors.js'
 import { PendingTakes } from './pending-takes.js'
-import { assertObject, integerOption, numberOption } from './validate.js'
+import { assertKnownKeys, assertObject, integerOption, numberOption } from './validate.js'
 
 /** What a bucket holds and how fast it refills; a store receives it with every `take`. */
 export interface TokenBucketPolicy {
@@ -123,6 +123,8 @@ class RecencyList {
  * first key after many deletions at its front walks their tombstones (measured: 20 µs per new key at
  * 10,000 keys).
  */
+const MEMORY_STORE_OPTION_KEYS = ['maxKeys']
+
 export class MemoryTokenBucketStore implements TokenBucketStore<TokenBucketResult> {
   readonly maxKeys: number
   private readonly buckets = new Map<string, Bucket>()
@@ -132,6 +134,7 @@ export class MemoryTokenBucketStore implements TokenBucketStore<TokenBucketResul
   /** `maxKeys`: the most keys held at once (default 10000). */
   constructor(options: { readonly maxKeys?: number | undefined } = {}) {
     assertObject('options', options as unknown)
+    assertKnownKeys('', options, MEMORY_STORE_OPTION_KEYS)
     this.maxKeys = integerOption('maxKeys', options.maxKeys, 10_000, 1)
   }
 
@@ -219,6 +222,17 @@ export interface TokenBucketOptions<R extends TokenBucketAnswer = TokenBucketRes
   readonly clock?: Clock
 }
 
+/** Every key of TokenBucketOptions (the compiler keeps the two in step): any other is refused. */
+const TOKEN_BUCKET_OPTION_KEYS: readonly string[] = Object.keys({
+  capacity: true,
+  refillPerSecond: true,
+  maxKeys: true,
+  store: true,
+  timeoutMs: true,
+  maxPending: true,
+  clock: true,
+} satisfies Record<keyof TokenBucketOptions, true>)
+
 /**
  * Per-key token buckets: each key may spend `capacity` tokens at once and gets `refillPerSecond` back.
  * Refill is computed when a key is seen (no timers), and the memory store is bounded in keys. Calls to
@@ -238,6 +252,7 @@ export class TokenBucketLimiter<R extends TokenBucketAnswer = TokenBucketResult>
   /** `prefix` names the options in error messages where they are nested (`'rateLimit.'`). */
   constructor(options: TokenBucketOptions<R>, prefix = '') {
     assertObject(prefix === '' ? 'options' : prefix.slice(0, -1), options as unknown)
+    assertKnownKeys(prefix.slice(0, -1), options, TOKEN_BUCKET_OPTION_KEYS)
     const capacity = options.capacity
     if (typeof capacity !== 'number' || !Number.isInteger(capacity) || capacity < 1) {
       throw new InvalidOptionError(`${prefix}capacity`, 'an integer from 1 and up', capacity)

@@ -210,15 +210,15 @@ describe('circuit breaker options', () => {
   const cases: [Record<string, unknown>, string][] = [
     [
       { failureRateThreshold: 0 },
-      'Expected `failureRateThreshold` to be a number above 0 to 1, got `0` (number)',
+      'Expected `failureRateThreshold` to be a number above 0 and at most 1, got `0` (number)',
     ],
     [
       { failureRateThreshold: 1.5 },
-      'Expected `failureRateThreshold` to be a number above 0 to 1, got `1.5` (number)',
+      'Expected `failureRateThreshold` to be a number above 0 and at most 1, got `1.5` (number)',
     ],
     [{ minimumCalls: 0 }, 'Expected `minimumCalls` to be an integer from 1 and up, got `0` (number)'],
     [{ windowMs: 5 }, 'Expected `windowMs` to be a number from 10 and up, got `5` (number)'],
-    [{ coolDownMs: 0 }, 'Expected `coolDownMs` to be a number above 0 and up, got `0` (number)'],
+    [{ coolDownMs: 0 }, 'Expected `coolDownMs` to be a number above 0, got `0` (number)'],
     [
       { halfOpenMaxCalls: 1.5 },
       'Expected `halfOpenMaxCalls` to be an integer from 1 and up, got `1.5` (number)',

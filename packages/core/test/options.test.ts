@@ -12,10 +12,11 @@ const bad: [string, Record<string, unknown>, RegExp][] = [
     /Expected `maxQueueDepth` to be an integer from 0 and up, got `-1` \(number\)/,
   ],
   ['maxQueueDepth', { maxQueueDepth: Number.NaN }, /`maxQueueDepth`.*got `NaN` \(number\)/],
+  ['maxQueueWaitMs', { maxQueueWaitMs: 0 }, /Expected `maxQueueWaitMs` to be a number above 0, got `0`/],
   [
     'maxQueueWaitMs',
-    { maxQueueWaitMs: 0 },
-    /Expected `maxQueueWaitMs` to be a number above 0 and up, got `0`/,
+    { maxQueueWaitMs: -5 },
+    /^Expected `maxQueueWaitMs` to be a number above 0, got `-5` \(number\)$/,
   ],
   ['latencyThresholdMs', { latencyThresholdMs: -5 }, /`latencyThresholdMs`.*got `-5`/],
   [
@@ -35,7 +36,21 @@ const bad: [string, Record<string, unknown>, RegExp][] = [
     /Expected `retryAfter.max` to be an integer from retryAfter.min \(5\)/,
   ],
   ['maxEventLoopDelayMs', { maxEventLoopDelayMs: 0 }, /`maxEventLoopDelayMs`.*above 0/],
-  ['maxEventLoopUtilization', { maxEventLoopUtilization: 1.5 }, /`maxEventLoopUtilization`.*above 0 to 1/],
+  [
+    'maxEventLoopUtilization',
+    { maxEventLoopUtilization: 1.5 },
+    /`maxEventLoopUtilization` to be a number above 0 and at most 1/,
+  ],
+  [
+    'maxConcurrency.backoffRatio',
+    { maxConcurrency: { algorithm: 'aimd', latencyTargetMs: 10, backoffRatio: 1 } },
+    /^Expected `maxConcurrency.backoffRatio` to be a number above 0.5 and below 1, got `1` \(number\)$/,
+  ],
+  [
+    'maxConcurrency.backoffRatio',
+    { maxConcurrency: { algorithm: 'aimd', latencyTargetMs: 10, backoffRatio: 0.5 } },
+    /^Expected `maxConcurrency.backoffRatio` to be a number above 0.5 and below 1, got `0.5` \(number\)$/,
+  ],
   ['maxHeapUsedBytes', { maxHeapUsedBytes: -1 }, /`maxHeapUsedBytes`/],
   ['maxRssBytes', { maxRssBytes: 'big' }, /`maxRssBytes`/],
   ['sampleIntervalMs', { sampleIntervalMs: 0 }, /`sampleIntervalMs`/],
@@ -100,6 +115,16 @@ describe('option validation', () => {
       'maxQueueDepth',
       { controller: new BackpressureController(), maxQueueDepth: 5 },
       /`maxQueueDepth` to be unset when `controller` is given/,
+    ],
+    [
+      'codel',
+      { controller: new BackpressureController(), codel: false },
+      /^Expected `codel` to be unset when `controller` is given/,
+    ],
+    [
+      'adaptiveLifo',
+      { controller: new BackpressureController(), adaptiveLifo: true },
+      /^Expected `adaptiveLifo` to be unset when `controller` is given/,
     ],
   ]
 

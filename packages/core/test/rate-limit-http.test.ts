@@ -288,7 +288,7 @@ describe('rate limiting over HTTP', () => {
       ],
       [
         { key: () => 'k', capacity: 1, refillPerSecond: 1, timeoutMs: -1 },
-        'Expected `rateLimit.timeoutMs` to be a number above 0 to 2147483647, got `-1` (number)',
+        'Expected `rateLimit.timeoutMs` to be a number above 0 and at most 2147483647, got `-1` (number)',
       ],
       [
         { key: () => 'k', capacity: 1, refillPerSecond: 1, maxPending: 1.5 },

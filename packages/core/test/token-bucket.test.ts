@@ -342,11 +342,11 @@ describe('token bucket options', () => {
     ],
     [
       { capacity: 1, refillPerSecond: 1, timeoutMs: 0 },
-      'Expected `timeoutMs` to be a number above 0 to 2147483647, got `0` (number)',
+      'Expected `timeoutMs` to be a number above 0 and at most 2147483647, got `0` (number)',
     ],
     [
       { capacity: 1, refillPerSecond: 1, timeoutMs: Number.NaN },
-      'Expected `timeoutMs` to be a number above 0 to 2147483647, got `NaN` (number)',
+      'Expected `timeoutMs` to be a number above 0 and at most 2147483647, got `NaN` (number)',
     ],
     [
       { capacity: 1, refillPerSecond: 1, maxPending: 0 },

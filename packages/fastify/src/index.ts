@@ -1,6 +1,8 @@
 import {
+  assertKnownKeys,
   type BackpressureController,
   type Decision,
+  HTTP_OPTION_KEYS,
   HttpBackpressure,
   type HttpBackpressureOptions,
   type HttpResponse,
@@ -84,6 +86,10 @@ function admissionHook(http: HttpBackpressure<FastifyRequest>, routePriority: nu
   }
 }
 
+const ROUTE_CONFIG_KEYS: readonly string[] = Object.keys({
+  priority: true,
+} satisfies Record<keyof BackpressureRouteConfig, true>)
+
 /** Reads `config.backpressure` once, at registration: a priority, `undefined` (the default) or `false`. */
 function routeSetting(route: RouteOptions): number | undefined | false {
   const setting: unknown = route.config?.backpressure
@@ -92,6 +98,7 @@ function routeSetting(route: RouteOptions): number | undefined | false {
   if (typeof setting !== 'object' || setting === null || Array.isArray(setting)) {
     throw new InvalidOptionError('config.backpressure', `false or { priority?: number } ${where}`, setting)
   }
+  assertKnownKeys('config.backpressure', setting, ROUTE_CONFIG_KEYS)
   const priority: unknown = (setting as BackpressureRouteConfig).priority
   if (priority !== undefined && (typeof priority !== 'number' || !Number.isFinite(priority))) {
     throw new InvalidOptionError('config.backpressure.priority', `a finite number ${where}`, priority)
@@ -99,8 +106,12 @@ function routeSetting(route: RouteOptions): number | undefined | false {
   return priority
 }
 
+/** The HTTP layer's keys and the plugin's own, so a misspelt `admitAfterBody` is named too. */
+const OPTION_KEYS = [...HTTP_OPTION_KEYS, 'admitAfterBody']
+
 // Async, so an invalid option rejects `register` (avvio does not catch a callback plugin's throw).
 const plugin: FastifyPluginAsync<FastifyBackpressureOptions> = async (fastify, options) => {
+  assertKnownKeys('', options, OPTION_KEYS)
   const { admitAfterBody, ...httpOptions } = options
   if (admitAfterBody !== undefined && typeof admitAfterBody !== 'boolean') {
     throw new InvalidOptionError('admitAfterBody', 'a boolean', admitAfterBody)

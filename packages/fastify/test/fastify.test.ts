@@ -94,6 +94,9 @@ describe('@backpressure/fastify', () => {
     expect(() => app.get('/b', { config: { backpressure: true as unknown as false } }, handler)).toThrow(
       /Expected `config\.backpressure` to be false or \{ priority\?: number \} on route GET \/b/,
     )
+    expect(() => app.get('/c', { config: { backpressure: { priorty: 5 } as never } }, handler)).toThrow(
+      'Unknown option `config.backpressure.priorty`: did you mean `config.backpressure.priority`?',
+    )
   })
 
   it('rejects an invalid per-route config registered in an encapsulated plugin', async () => {
@@ -380,6 +383,12 @@ describe('@backpressure/fastify admitAfterBody', () => {
   it('rejects a non-boolean admitAfterBody at register', async () => {
     await expect(makeApp({ admitAfterBody: 'yes' as never })).rejects.toThrow(
       'Expected `admitAfterBody` to be a boolean, got `"yes"` (string)',
+    )
+  })
+
+  it('rejects a misspelt admitAfterBody at register, naming it', async () => {
+    await expect(makeApp({ admitAfterBdy: true } as never)).rejects.toThrow(
+      'Unknown option `admitAfterBdy`: did you mean `admitAfterBody`?',
     )
   })
 })

@@ -1,4 +1,5 @@
 import {
+  assertKnownKeys,
   type BackpressureStats,
   InvalidOptionError,
   type MetricsExposition,
@@ -39,6 +40,11 @@ export interface BackpressureMetricsOptions {
    */
   readonly prefix?: string
 }
+
+const OPTION_KEYS: readonly string[] = Object.keys({
+  registry: true,
+  prefix: true,
+} satisfies Record<keyof BackpressureMetricsOptions, true>)
 
 export interface BackpressureMetrics {
   /** The registry the metrics live in: the one you passed, or the one made for you. */
@@ -214,6 +220,7 @@ export function registerBackpressureMetrics(
   if (typeof options !== 'object' || options === null) {
     throw new InvalidOptionError('options', 'an object', options)
   }
+  assertKnownKeys('', options, OPTION_KEYS)
   const registry: AnyRegistry = options.registry ?? new Registry()
   if (!(registry instanceof Registry)) {
     throw new InvalidOptionError(

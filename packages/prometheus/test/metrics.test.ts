@@ -1,6 +1,7 @@
 import {
   BackpressureController,
   HttpBackpressure,
+  InvalidOptionError,
   ManualClock,
   PROMETHEUS_CONTENT_TYPE,
   REJECTION_REASON_LIST,
@@ -207,6 +208,22 @@ describe('registerBackpressureMetrics', () => {
     expect(() => registerBackpressureMetrics({} as unknown as BackpressureController)).toThrow(
       /^Expected `controller`/,
     )
+  })
+
+  it.each([
+    ['register', { register: new Registry() }, 'Unknown option `register`: did you mean `registry`?'],
+    ['prefx', { prefx: 'app_' }, 'Unknown option `prefx`: did you mean `prefix`?'],
+    ['labels', { labels: {} }, 'Unknown option `labels`: expected one of `registry`, `prefix`'],
+  ])('refuses the unknown option %s, naming the option meant', (option, options, message) => {
+    let error: unknown
+    try {
+      registerBackpressureMetrics(make('unknown').controller, options as never)
+    } catch (e) {
+      error = e
+    }
+    expect(error).toBeInstanceOf(InvalidOptionError)
+    expect((error as InvalidOptionError).option).toBe(option)
+    expect((error as Error).message).toBe(message)
   })
 
   it('reads stats() once per controller per scrape', async () => {

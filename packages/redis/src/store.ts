@@ -1,4 +1,5 @@
 import {
+  assertKnownKeys,
   InvalidOptionError,
   type TokenBucketPolicy,
   type TokenBucketResult,
@@ -55,6 +56,16 @@ export interface RedisTokenBucketStoreOptions {
   readonly reportError?: (error: unknown, key: string) => void
 }
 
+/** Every key of RedisTokenBucketStoreOptions (the compiler keeps the two in step): any other is refused. */
+const OPTION_KEYS: readonly string[] = Object.keys({
+  client: true,
+  prefix: true,
+  ttl: true,
+  time: true,
+  onError: true,
+  reportError: true,
+} satisfies Record<keyof RedisTokenBucketStoreOptions, true>)
+
 // Same tolerance as the memory store: float residue never costs a client a token.
 const EPSILON = 1e-9
 // Longest PEXPIRE the script writes (about 31 years); `ttl` must stay within it.
@@ -94,6 +105,7 @@ export class RedisTokenBucketStore implements TokenBucketStore<Promise<TokenBuck
     if (typeof options !== 'object' || options === null || Array.isArray(options)) {
       throw new InvalidOptionError('options', 'an object', options)
     }
+    assertKnownKeys('', options, OPTION_KEYS)
     const client = options.client as unknown
     if (
       typeof client !== 'object' ||

@@ -338,3 +338,31 @@ function commandStats(info: string): Record<string, number> {
   for (const match of info.matchAll(/^cmdstat_([a-z|]+):calls=(\d+)/gm)) stats[match[1]!] = Number(match[2])
   return stats
 }
+
+// Needs no Redis: unknown keys are refused before the client is touched.
+describe('RedisTokenBucketStore options', () => {
+  const client = { defineCommand() {} }
+
+  it.each([
+    ['prefx', { client, prefx: 'app:' }, 'Unknown option `prefx`: did you mean `prefix`?'],
+    ['onErorr', { client, onErorr: 'allow' }, 'Unknown option `onErorr`: did you mean `onError`?'],
+    ['ttL', { client, ttL: 1000 }, 'Unknown option `ttL`: did you mean `ttl`?'],
+    ['clinet', { clinet: client }, 'Unknown option `clinet`: did you mean `client`?'],
+    [
+      'keyPrefix',
+      { client, keyPrefix: 'app:' },
+      'Unknown option `keyPrefix`: expected one of `client`, `prefix`, `ttl`, `time`, `onError`, `reportError`',
+    ],
+  ])('refuses the unknown option %s, naming the option meant', (option, options, message) => {
+    let error: unknown
+    try {
+      new RedisTokenBucketStore(options as never)
+    } catch (e) {
+      error = e
+    }
+    expect(error).toBeInstanceOf(InvalidOptionError)
+    expect((error as InvalidOptionError).code).toBe('BP_ERR_INVALID_OPTION')
+    expect((error as InvalidOptionError).option).toBe(option)
+    expect((error as Error).message).toBe(message)
+  })
+})
