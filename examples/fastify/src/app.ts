@@ -22,9 +22,9 @@ const newOrderSchema = {
 } as const
 
 /**
- * The orders API (the seed's pattern 1): creating an order outranks listing them, and the plugin adds
- * /health, /ready and /metrics. Admission keeps the work let in at what the database pool can do, so
- * the pool's own unbounded queue never grows.
+ * The orders API: creating an order outranks listing them, and the plugin adds /health, /ready and
+ * /metrics. Admission keeps the work let in at what the database pool can do, so the pool's own
+ * unbounded queue never grows.
  */
 export async function buildApp(options: AppOptions = {}): Promise<FastifyInstance> {
   const orders = new OrderService(new SimulatedPool(options.pool))

@@ -1,5 +1,5 @@
 // A runnable example: `pnpm --filter @backpressure/example-logging start`, then overload
-// http://127.0.0.1:3000/work and watch one rejection in ten being logged.
+// http://127.0.0.1:3000/work and watch about one rejection in ten logged by each of the two sources.
 import { createServer } from 'node:http'
 import { HttpBackpressure, PASS } from '@backpressure/core'
 import pino from 'pino'

@@ -18,11 +18,11 @@ export interface RetryBudgetOptions {
    */
   windowMs?: number
   /**
-   * Retries allowed per second of window regardless of traffic (0.1 over a 10 s window: one retry), so
-   * that a client sending a request every few seconds can still retry one now and then — at 10 % it
-   * would otherwise need ten requests in the window to earn a single retry. It is kept small because
-   * every client of a fleet gets it: 1000 clients at 1 request/s each send at most 1.2× their load.
-   * Set it to 0 for a strict ratio.
+   * The fewest retries a window allows, per second of window (0.1 over a 10 s window: one retry), so that
+   * a client sending a request every few seconds can still retry one now and then — at 10 % it would
+   * otherwise need ten requests in the window to earn a single retry. It is a floor under what `ratio`
+   * earns, not an addition to it: once a window holds 10 requests or more, `ratio` alone decides, and a
+   * fleet of callers sharing one client sends at most 1.1× its requests. Set it to 0 for a strict ratio.
    * @default 0.1
    */
   minRetriesPerSecond?: number
@@ -38,7 +38,8 @@ const BUDGET_OPTION_KEYS: readonly string[] = Object.keys({
 } satisfies Record<keyof RetryBudgetOptions, true>)
 
 /**
- * A retry budget: retries stay under `ratio` of requests over a sliding window, plus a small allowance.
+ * A retry budget: retries stay under `ratio` of requests over a sliding window, with a small floor so a
+ * quiet client can still retry.
  * Per-request retry limits alone multiply load by `maxAttempts` exactly when the server can least take
  * it; a budget caps the total. Share one budget across every call to the same dependency — `createFetch`
  * makes one per client, and any budget can be passed to several clients.
@@ -55,14 +56,14 @@ export class RetryBudget {
   readonly windowMs: number
   readonly minRetriesPerSecond: number
   private readonly window: SlidingWindow
-  private readonly reserve: number
+  private readonly floor: number
 
   constructor(options?: RetryBudgetOptions) {
     assertOptions(options, BUDGET_OPTION_KEYS)
     this.ratio = numberOption('ratio', options?.ratio, 0.1, 0)
     this.windowMs = numberOption('windowMs', options?.windowMs, 10_000, 0, Number.POSITIVE_INFINITY, true)
     this.minRetriesPerSecond = numberOption('minRetriesPerSecond', options?.minRetriesPerSecond, 0.1, 0)
-    this.reserve = (this.minRetriesPerSecond * this.windowMs) / 1000
+    this.floor = (this.minRetriesPerSecond * this.windowMs) / 1000
     this.window = new SlidingWindow(this.windowMs, 2, clockOption(options?.clock, systemClock))
   }
 
@@ -80,6 +81,7 @@ export class RetryBudget {
 
   /** Retries that could be spent right now (a fraction means a part-earned retry). */
   get available(): number {
-    return Math.max(0, this.ratio * this.window.total(REQUESTS) + this.reserve - this.window.total(RETRIES))
+    const earned = Math.max(this.ratio * this.window.total(REQUESTS), this.floor)
+    return Math.max(0, earned - this.window.total(RETRIES))
   }
 }

@@ -28,8 +28,42 @@ describe('RetryBudget', () => {
       for (let retry = 0; retry < 2 && budget.tryAcquire(); retry++) sent++
       clock.advance(10)
     }
-    expect(sent / 6000).toBeLessThanOrEqual(1.11)
+    expect(sent / 6000).toBeLessThanOrEqual(1.1)
     expect(sent / 6000).toBeGreaterThan(1.09)
+  })
+
+  it('treats the allowance as a floor, not an addition, so a busy client stays at 1.1×', () => {
+    const clock = new ManualClock()
+    const granted = (requests: number): number => {
+      const budget = new RetryBudget({ clock })
+      for (let i = 0; i < requests; i++) budget.recordRequest()
+      let retries = 0
+      while (budget.tryAcquire()) retries++
+      return retries
+    }
+    // Defaults: ratio 0.1, one retry of allowance per 10 s window.
+    expect(granted(200)).toBe(20)
+    expect(granted(10)).toBe(1)
+    expect(granted(19)).toBe(1)
+    expect(granted(20)).toBe(2)
+    // A quiet client still gets its one retry.
+    expect(granted(0)).toBe(1)
+    expect(granted(3)).toBe(1)
+  })
+
+  it('holds a fleet sharing one client to 1.1× once a window holds 10 requests', () => {
+    const clock = new ManualClock()
+    const budget = new RetryBudget({ clock })
+    let sent = 0
+    // One request per second for 10 minutes (10 in each 10 s window), every one failing and wanting a retry.
+    for (let tick = 0; tick < 600; tick++) {
+      budget.recordRequest()
+      sent++
+      if (budget.tryAcquire()) sent++
+      clock.advance(1000)
+    }
+    expect(sent / 600).toBeLessThanOrEqual(1.1)
+    expect(sent / 600).toBeGreaterThan(1.09)
   })
 
   it('keeps a small allowance so a quiet client can still retry', () => {

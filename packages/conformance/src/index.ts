@@ -163,9 +163,9 @@ export function withRouteTable<O>(options: Record<string, unknown>, routes: read
 }
 
 /**
- * Registers the conformance table (DESIGN.md §4) for one adapter: every behaviour against a real server
- * on 127.0.0.1 port 0, with real clients (global `fetch` and supertest), observed through the
- * controller's stats. Call it at the top level of a test file.
+ * Registers the conformance table (the behaviour every adapter shares) for one adapter: every behaviour
+ * against a real server on 127.0.0.1 port 0, with real clients (global `fetch` and supertest), observed
+ * through the controller's stats. Call it at the top level of a test file.
  *
  * Two-layer admission (`harness.startLayered`) is optional: frameworks that can stack the adapter (an
  * app-wide layer and a router-level one) prove it is admitted exactly once; others skip that test.

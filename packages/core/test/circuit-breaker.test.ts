@@ -8,6 +8,7 @@ import {
   ManualClock,
   seededRandom,
 } from '../src/index.js'
+import { captureWarnings } from './helpers.js'
 
 function make(options: CircuitBreakerOptions = {}, seed = 7) {
   const clock = new ManualClock(1_000_000)
@@ -191,10 +192,14 @@ describe('CircuitBreaker', () => {
     breaker.onStateChange(() => {
       throw new Error('listener bug')
     })
-    const warned = new Promise((resolve) => process.once('warning', resolve))
-    await failures(fail, 1)
-    expect(breaker.state).toBe('open')
-    expect(String(await warned)).toContain('listener bug')
+    const warnings = captureWarnings()
+    try {
+      await failures(fail, 1)
+      expect(breaker.state).toBe('open')
+      expect(warnings.mock.calls).toEqual([[new Error('listener bug'), 'BackpressureListenerWarning']])
+    } finally {
+      warnings.mockRestore()
+    }
   })
 
   it('reset() closes it', async () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { BackpressureError, Permit, Rejection } from '../src/index.js'
-import { admitNow, flush, makeController, track } from './helpers.js'
+import { admitNow, captureWarnings, flush, makeController, track } from './helpers.js'
 
 describe('BackpressureController admission', () => {
   it('admits up to the limit at once, then queues', async () => {
@@ -401,18 +401,18 @@ describe('stats and events', () => {
     controller.on('admit', () => {
       throw new Error('listener bug')
     })
-    const warnings: unknown[] = []
-    const onWarning = (w: unknown) => warnings.push(w)
-    process.on('warning', onWarning)
-    const permit = admitNow(controller)
-    controller.admit(0)
-    off()
-    controller.admit(0)
-    await new Promise((r) => setImmediate(r))
-    process.off('warning', onWarning)
-    expect(seen).toEqual(['orders:queue_full:true'])
-    expect(warnings.length).toBe(1)
-    permit.release()
+    const warnings = captureWarnings()
+    try {
+      const permit = admitNow(controller)
+      controller.admit(0)
+      off()
+      controller.admit(0)
+      expect(seen).toEqual(['orders:queue_full:true'])
+      expect(warnings.mock.calls).toEqual([[new Error('listener bug'), 'BackpressureListenerWarning']])
+      permit.release()
+    } finally {
+      warnings.mockRestore()
+    }
     expect(controller.inFlight).toBe(0)
   })
 })

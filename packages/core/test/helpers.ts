@@ -1,3 +1,4 @@
+import { type MockInstance, vi } from 'vitest'
 import {
   BackpressureController,
   type BackpressureOptions,
@@ -36,4 +37,12 @@ export async function flush(): Promise<void> {
 
 function describe(value: unknown): string {
   return value instanceof Promise ? 'a promise (queued)' : JSON.stringify(value)
+}
+
+/**
+ * Takes over process.emitWarning until `mockRestore()`, so a warning a test provokes on purpose is
+ * asserted from the spy's calls instead of printed as `(node:…) Error: …` among the run's output.
+ */
+export function captureWarnings(): MockInstance<typeof process.emitWarning> {
+  return vi.spyOn(process, 'emitWarning').mockImplementation(() => {})
 }

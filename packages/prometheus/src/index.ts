@@ -201,10 +201,10 @@ function formatBound(bound: number): string {
 const collectors = new WeakMap<AnyRegistry, Map<string, Collector>>()
 
 /**
- * Exposes controllers' stats as prom-client metrics, read at scrape time: the DESIGN §4 families
- * (`backpressure_requests_total`, `backpressure_rejections_total{reason}`, `backpressure_queue_depth`,
- * …, three histograms), one series per controller told apart by the `controller` label (the
- * controller's `name`, which must be unique per registry).
+ * Exposes controllers' stats as prom-client metrics, read at scrape time: the families docs/metrics.md
+ * lists (`backpressure_requests_total`, `backpressure_rejections_total{reason}`,
+ * `backpressure_queue_depth`, …, three histograms), one series per controller told apart by the
+ * `controller` label (the controller's `name`, which must be unique per registry).
  *
  * @example
  * const registry = new Registry()

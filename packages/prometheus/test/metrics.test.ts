@@ -33,7 +33,7 @@ function load(controller: BackpressureController, n: number, q: number) {
 }
 
 describe('registerBackpressureMetrics', () => {
-  it('exposes the values of stats() at scrape time, under the DESIGN names', async () => {
+  it('exposes the values of stats() at scrape time, under the documented names', async () => {
     const { clock, controller } = make('api', { maxConcurrency: 2, maxQueueDepth: 3 })
     const { registry } = registerBackpressureMetrics(controller)
     const before = parseExposition(await registry.metrics())
@@ -252,7 +252,7 @@ describe('registerBackpressureMetrics', () => {
     expect(response.status).toBe(200)
     expect(response.headers['content-type']).toBe(registry.contentType)
     expect(response.body).toContain('backpressure_in_flight{controller="http"} 0')
-    // The JSON form keeps the seed's field names.
+    // The JSON form keeps its snake_case field names (docs/metrics.md).
     const json = JSON.parse((await http.metrics(undefined, 'application/json')).body)
     expect(json).toMatchObject({
       queue_depth: 0,
