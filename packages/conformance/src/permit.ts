@@ -61,7 +61,7 @@ export function runPermitSuite(harness: AdapterHarness): void {
 
     it('pipelined requests then a hang-up: the permits come back, fresh requests are served, close() resolves', async () => {
       const server = await start({ maxConcurrency: 10 }, [
-        { method: 'GET', path: '/slow', handler: async () => (await sleep(30), { body: 'slow' }) },
+        { method: 'GET', path: '/slow', handler: () => sleep(30).then(() => ({ body: 'slow' })) },
         work,
       ])
       const pipelined = 'GET /slow HTTP/1.1\r\nHost: x\r\n\r\n'.repeat(12)
@@ -134,7 +134,7 @@ export function runPermitSuite(harness: AdapterHarness): void {
         {
           method: 'GET',
           path: '/stubborn',
-          handler: () => around(async () => (await sleep(300), { body: 'x' })),
+          handler: () => around(() => sleep(300).then(() => ({ body: 'x' }))),
         },
         work,
       ])
@@ -268,7 +268,7 @@ export function runPermitSuite(harness: AdapterHarness): void {
         endStream = resolve
       })
       const server = await start({}, [
-        { method: 'GET', path: '/db', handler: async () => (await query(), { body: 'ok' }) },
+        { method: 'GET', path: '/db', handler: () => query().then(() => ({ body: 'ok' })) },
         {
           method: 'GET',
           path: '/events',
