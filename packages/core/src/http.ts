@@ -1,10 +1,18 @@
 import type { IncomingMessage, RequestListener, Server, ServerResponse } from 'node:http'
 import { BodyDeadlines, hasBody, writeBodyTimeout } from './body-deadlines.js'
 import { retryAfterSeconds } from './bounds.js'
-import { CircuitBreaker } from './circuit-breaker.js'
-import { BackpressureController, type BackpressureOptions, Permit, Rejection } from './controller.js'
+import type { CircuitBreaker } from './circuit-breaker.js'
+import { type BackpressureController, type BackpressureOptions, Permit, Rejection } from './controller.js'
 import { InvalidOptionError, REJECTION_REASONS, type RejectionReason } from './errors.js'
-import { controllerOptionSet, controllerOptions, HTTP_OPTION_KEYS } from './http-options.js'
+import {
+  circuitBreakerOption,
+  controllerOf,
+  deadlineHeaderOption,
+  HTTP_OPTION_KEYS,
+  MAX_TIMER_MS,
+  pathOption,
+  timerOption,
+} from './http-options.js'
 import {
   type RateLimitOptions,
   type ResolvedRateLimit,
@@ -23,7 +31,7 @@ import {
   type RouteRule,
 } from './route-table.js'
 import { type TokenBucketResult, wholeSecondsAfter } from './token-bucket.js'
-import { assertKnownKeys, assertObject, functionOption, numberOption } from './validate.js'
+import { assertKnownKeys, assertObject, functionOption } from './validate.js'
 
 export type { RateLimitOptions } from './http-rate-limit.js'
 export type { MetricsExposition, MetricsOptions } from './metrics-route.js'
@@ -100,9 +108,6 @@ export interface HttpBackpressureOptions<Req> extends BackpressureOptions {
 /** The least time a departed client's slot is kept for a route that has not ended. */
 const ABANDON_FLOOR_MS = 1000
 
-/** Node fires a longer timer after 1 ms; no bound of ours may be longer. */
-const MAX_TIMER_MS = 2_147_483_647
-
 /** Returned by `decide()` when the request goes on to its route (admitted, bypassed, or admitted already). */
 export const PASS = Symbol('backpressure.pass')
 export type Decision = typeof PASS | HttpResponse
@@ -152,75 +157,25 @@ export class HttpBackpressure<Req> {
   constructor(options: HttpBackpressureOptions<Req> = {}) {
     assertObject('options', options as unknown)
     assertKnownKeys('', options, HTTP_OPTION_KEYS)
-    if (options.controller !== undefined) {
-      if (!(options.controller instanceof BackpressureController)) {
-        throw new InvalidOptionError('controller', 'a BackpressureController', options.controller)
-      }
-      const clash = controllerOptionSet(options)
-      if (clash !== undefined) {
-        throw new InvalidOptionError(
-          clash,
-          'unset when `controller` is given (configure the shared controller instead)',
-          options[clash],
-        )
-      }
-      this.controller = options.controller
-      this.ownsController = false
-    } else {
-      this.controller = new BackpressureController(controllerOptions(options))
-      this.ownsController = true
-    }
-
+    ;({ controller: this.controller, owned: this.ownsController } = controllerOf(options))
     const priority = options.priority
-    if (typeof priority === 'function') {
-      this.priorityFn = priority
-      this.fixedPriority = 0
-    } else {
-      this.priorityFn = undefined
-      this.fixedPriority = checkPriority('priority', priority ?? 0)
-    }
+    this.priorityFn = typeof priority === 'function' ? priority : undefined
+    this.fixedPriority = typeof priority === 'function' ? 0 : checkPriority('priority', priority ?? 0)
     this.skip = functionOption('skip', options.skip)
     this.onReject = functionOption('onReject', options.onReject)
     this.healthPath = pathOption('healthPath', options.healthPath, '/health')
     this.readinessPath = pathOption('readinessPath', options.readinessPath, '/ready')
     this.metricsRoute = new MetricsRoute(options.metrics, this.controller)
     this.routes = compileRoutes(options.routes)
-    const deadlineHeader = options.deadlineHeader
-    if (
-      deadlineHeader !== undefined &&
-      deadlineHeader !== false &&
-      (typeof deadlineHeader !== 'string' || deadlineHeader === '')
-    ) {
-      throw new InvalidOptionError('deadlineHeader', 'a header name or false', deadlineHeader)
-    }
-    this.deadlineHeader = typeof deadlineHeader === 'string' ? deadlineHeader.toLowerCase() : undefined
+    this.deadlineHeader = deadlineHeaderOption(options.deadlineHeader)
     this.rateLimit = resolveRateLimit(options.rateLimit, this.controller)
-    const breaker = options.circuitBreaker as unknown
-    if (
-      breaker !== undefined &&
-      !(breaker instanceof CircuitBreaker) &&
-      (typeof breaker !== 'object' ||
-        breaker === null ||
-        typeof (breaker as CircuitBreaker).retryAfterSeconds !== 'function')
-    ) {
-      throw new InvalidOptionError('circuitBreaker', 'a CircuitBreaker', breaker)
-    }
-    this.breaker = breaker as CircuitBreaker | undefined
-    this.abandonAfterMsOption =
-      options.abandonAfterMs === undefined
-        ? undefined
-        : numberOption('abandonAfterMs', options.abandonAfterMs, 0, 0, MAX_TIMER_MS, true)
+    this.breaker = circuitBreakerOption(options.circuitBreaker)
+    this.abandonAfterMsOption = timerOption('abandonAfterMs', options.abandonAfterMs, undefined)
+    const maxQueueWaitMs = this.controller.options.maxQueueWaitMs
     const bodyTimeoutMs =
       options.bodyTimeoutMs === false
         ? undefined
-        : numberOption(
-            'bodyTimeoutMs',
-            options.bodyTimeoutMs,
-            Math.min(MAX_TIMER_MS, this.controller.options.maxQueueWaitMs),
-            0,
-            MAX_TIMER_MS,
-            true,
-          )
+        : timerOption('bodyTimeoutMs', options.bodyTimeoutMs, Math.min(MAX_TIMER_MS, maxQueueWaitMs))
     this.bodyDeadlines =
       bodyTimeoutMs === undefined
         ? undefined
@@ -625,13 +580,4 @@ function respond(status: number, headers: Readonly<Record<string, string>>, body
 function pathOf(url: string): string {
   const query = url.indexOf('?')
   return query === -1 ? url : url.slice(0, query)
-}
-
-function pathOption(name: string, value: unknown, fallback: string): string | undefined {
-  if (value === false) return undefined
-  if (value === undefined) return fallback
-  if (typeof value !== 'string' || !value.startsWith('/')) {
-    throw new InvalidOptionError(name, "a path starting with '/', or false", value)
-  }
-  return value
 }
