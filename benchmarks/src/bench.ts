@@ -45,6 +45,14 @@ export type CompactPhase = Omit<PhaseResult, 'rssSeries' | 'limitSeries' | 'load
   load: Omit<PhaseResult['load'], 'perSecond'>
   rssEndBytes: number
   limitMedian: number | null
+  /** The lowest and highest of the limit's 100 ms samples. */
+  limitMin?: number | null
+  limitMax?: number | null
+  /**
+   * Share of the 100 ms samples in which our controller held fewer permits than the pool has
+   * connections: moments the pool had a connection idle while requests were being turned away.
+   */
+  inFlightBelowPoolPct?: number | null
 }
 
 /** The clients-leave tier: ours under a fixed limit at 10×, clients timing out at their deadline, several runs. */
@@ -193,10 +201,11 @@ const log = (line: string): void => {
   console.log(`[${s}s] ${line}`)
 }
 
-function compact(phase: PhaseResult): CompactPhase {
+function compact(phase: PhaseResult, poolSize: number): CompactPhase {
   const { rssSeries, limitSeries, load, ...rest } = phase
   const { perSecond: _perSecond, ...loadRest } = load
   const limits = limitSeries.map((s) => s[1]).sort((a, b) => a - b)
+  const below = limitSeries.filter((s) => s[2] < poolSize).length
   return {
     ...rest,
     load: {
@@ -214,6 +223,10 @@ function compact(phase: PhaseResult): CompactPhase {
     othersCpuPct: round(phase.othersCpuPct, 1),
     rssEndBytes: rssSeries.at(-1) ?? Number.NaN,
     limitMedian: limits.length === 0 ? null : limits[Math.floor(limits.length / 2)]!,
+    limitMin: limits.length === 0 ? null : limits[0]!,
+    limitMax: limits.length === 0 ? null : limits.at(-1)!,
+    inFlightBelowPoolPct:
+      limitSeries.length === 0 || poolSize === 0 ? null : round((below / limitSeries.length) * 100, 1),
   }
 }
 
@@ -222,7 +235,7 @@ function describe(p: CompactPhase): string {
   return (
     `${p.system} @${p.multiple}×: goodput ${p.goodputPct}% p99 ${l.p99Ms} ms, 503 ${l.status503WithRetryAfter + l.status503NoRetryAfter}, ` +
     `timeouts ${l.timeouts}, sent ${Math.round(l.achievedRate)}/s, RSS ${Math.round(p.peakRssBytes / 2 ** 20)} MB, ` +
-    `query hold ${p.meanHoldMs.toFixed(1)} ms, CPU % of a core: server ${p.serverCpuPct}, generator ${p.generatorCpuPct}, others ${p.othersCpuPct}`
+    `query hold ${p.meanHoldMs.toFixed(1)} ms${p.limitMedian === null ? '' : `, limit ${p.limitMin}–${p.limitMax} (median ${p.limitMedian}), in flight below the pool in ${p.inFlightBelowPoolPct}% of samples`}, CPU % of a core: server ${p.serverCpuPct}, generator ${p.generatorCpuPct}, others ${p.othersCpuPct}`
   )
 }
 
@@ -244,7 +257,10 @@ async function runMatrix(
       if (skipped.includes(system)) continue
       for (const multiple of loads) {
         try {
-          const phase = compact(await runPhase({ system, scenario, multiple, durationMs: phaseMs }))
+          const phase = compact(
+            await runPhase({ system, scenario, multiple, durationMs: phaseMs }),
+            scenario.poolSize,
+          )
           phases.push(runCount > 1 ? { ...phase, run } : phase)
           log(`  ${runCount > 1 ? `run ${run}, ` : ''}${describe(phase)}`)
         } catch (error) {
@@ -370,7 +386,7 @@ if (only.has('step')) {
       try {
         const phase = await runPhase({ system, scenario, multiple, durationMs, step })
         const summary = stepSummary(phase, scenario, step)
-        results.steps.push({ system, step, multiple, summary, phase: compact(phase) })
+        results.steps.push({ system, step, multiple, summary, phase: compact(phase, scenario.poolSize) })
         log(
           `  per second, % of capacity in force: ${summary.perSecond.map((s) => Math.round(s.pctOfCapacity)).join(' ')}`,
         )
@@ -408,6 +424,7 @@ if (only.has('leave')) {
               durationMs: phaseMs,
               drainMs: 3000,
             }),
+            scenario.poolSize,
           )
           phases.push({ ...phase, run })
           log(

@@ -55,6 +55,12 @@ function mergeMacroRows(previous: Macro, current: Macro): Macro {
     skipped: [...new Set([...previous.skipped, ...current.skipped])].filter(
       (s) => !current.phases.some((p) => p.system === s),
     ),
-    reruns: [...(previous.reruns ?? []), rerun],
+    // An earlier rerun stays listed while some row it measured is still in the matrix.
+    reruns: [
+      ...(previous.reruns ?? []).filter((r) =>
+        r.systems.some((system) => r.multiples.some((multiple) => !now.has(key({ system, multiple })))),
+      ),
+      rerun,
+    ],
   }
 }

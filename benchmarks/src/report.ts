@@ -425,13 +425,13 @@ function attachedSection(macro: NonNullable<BenchResults['macro']>, cores: numbe
   )
   out.push('')
   out.push(
-    '| system | run | goodput % of C | p99 ms | timeouts | 503 | sent/s | query hold ms | ceiling % of C | CPU % of a core: server / generator / other tenants | target met |',
+    '| system | run | goodput % of C | p50 ms | p99 ms | timeouts | 503 | sent/s | query hold ms | ceiling % of C | limit min–max (median) | in flight < P | CPU % of a core: server / generator / other tenants | target met |',
   )
-  out.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|')
+  out.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---|---|')
   for (const p of phases) {
     const l = p.load
     out.push(
-      `| ${label(p.system)} | ${p.run ?? 1} | **${fmt(p.goodputPct, 1)}** | ${fmt(l.p99Ms)} | ${l.timeouts} | ${l.status503WithRetryAfter + l.status503NoRetryAfter} | ${fmt(l.achievedRate)}${l.achievedRate < l.rate * 0.97 ? ` ⚠ of ${Math.round(l.rate)}` : ''} | ${p.meanHoldMs ? fmt(p.meanHoldMs, 2) : '–'} | ${p.meanHoldMs ? fmt((macro.scenario.queryMs / p.meanHoldMs) * 100, 1) : '–'} | ${fmt(p.serverCpuPct)} / ${fmt(p.generatorCpuPct)} / ${fmt(p.othersCpuPct)} | ${meetsAttachedTarget(p) ? 'yes' : '**no**'} |`,
+      `| ${label(p.system)} | ${p.run ?? 1} | **${fmt(p.goodputPct, 1)}** | ${fmt(l.p50Ms)} | ${fmt(l.p99Ms)} | ${l.timeouts} | ${l.status503WithRetryAfter + l.status503NoRetryAfter} | ${fmt(l.achievedRate)}${l.achievedRate < l.rate * 0.97 ? ` ⚠ of ${Math.round(l.rate)}` : ''} | ${p.meanHoldMs ? fmt(p.meanHoldMs, 2) : '–'} | ${p.meanHoldMs ? fmt((macro.scenario.queryMs / p.meanHoldMs) * 100, 1) : '–'} | ${p.limitMin == null ? '–' : `${p.limitMin}–${p.limitMax} (${p.limitMedian})`} | ${p.inFlightBelowPoolPct == null ? '–' : `${fmt(p.inFlightBelowPoolPct)}%`} | ${fmt(p.serverCpuPct)} / ${fmt(p.generatorCpuPct)} / ${fmt(p.othersCpuPct)} | ${meetsAttachedTarget(p) ? 'yes' : '**no**'} |`,
     )
   }
   out.push('')
@@ -440,7 +440,9 @@ function attachedSection(macro: NonNullable<BenchResults['macro']>, cores: numbe
     out.push('Where a run missed the target, what was measured with it:')
     out.push('')
     for (const p of misses)
-      out.push(`- ${label(p.system)}, run ${p.run ?? 1}: ${shortfall(p, macro.scenario.queryMs, cores)}`)
+      out.push(
+        `- ${label(p.system)}, run ${p.run ?? 1}: ${shortfall(p, macro.scenario.queryMs, macro.scenario.poolSize, cores)}`,
+      )
     out.push('')
   }
   for (const pair of ATTACHED_PAIRS) {
@@ -464,7 +466,7 @@ function attachedSection(macro: NonNullable<BenchResults['macro']>, cores: numbe
  * server's event loop (query hold above S), the load generator (behind its schedule) or the machine's
  * other tenants (their CPU over the phase) account for it.
  */
-function shortfall(p: CompactPhase, queryMs: number, cores: number): string {
+function shortfall(p: CompactPhase, queryMs: number, poolSize: number, cores: number): string {
   const l = p.load
   const missed = [
     p.goodputPct < ATTACHED_TARGET.goodputPct ? `goodput ${fmt(p.goodputPct, 1)}%` : '',
@@ -476,6 +478,16 @@ function shortfall(p: CompactPhase, queryMs: number, cores: number): string {
   if (ceiling < ATTACHED_TARGET.goodputPct) {
     causes.push(
       `each query held its connection ${fmt(p.meanHoldMs, 1)} ms for ${queryMs} ms of I/O (the event loop read answers late), so the pool could give at most ${fmt(ceiling, 1)}% of C`,
+    )
+  }
+  if (p.inFlightBelowPoolPct != null && p.inFlightBelowPoolPct > 0) {
+    causes.push(
+      `our controller held fewer permits than the pool has connections in ${fmt(p.inFlightBelowPoolPct)}% of the 100 ms samples (limit ${p.limitMin}–${p.limitMax}): the pool stood partly idle while requests were turned away`,
+    )
+  }
+  if (l.p99Ms > ATTACHED_TARGET.p99Ms && p.limitMax != null && p.limitMax > 0) {
+    causes.push(
+      `the limit reached ${p.limitMax} (median ${p.limitMedian}) against a pool of ${poolSize}, so admitted requests waited in the pool's queue (p50 ${fmt(l.p50Ms)} ms for ${queryMs} ms of I/O)`,
     )
   }
   if (l.achievedRate < l.rate * 0.97) {

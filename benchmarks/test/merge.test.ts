@@ -40,6 +40,9 @@ describe('bench --merge', () => {
     const rerun = {
       startedAt: 'later',
       command: 'pnpm bench --only macro',
+      revision: 'abc1234',
+      loadavgStart: [0],
+      loadavgEnd: [0],
       systems: ['a'],
       multiples: [10],
       runs: 2,
@@ -62,5 +65,17 @@ describe('bench --merge', () => {
     expect(merged.multiples).toEqual([1, 10])
     expect(merged.reruns).toEqual([rerun])
     expect(merged.rerun).toBeUndefined()
+
+    // The same rows measured once more: the earlier rerun no longer describes any row, and goes.
+    const again = { ...rerun, startedAt: 'later still' }
+    const twice = mergeTiers(
+      { ...previous, macro: merged },
+      run('later still', {
+        macro: { ...current.macro!, phases: [phase('a', 10, 97, 1)], rerun: again },
+      }),
+      new Set(['macro']),
+    ).macro!
+    expect(twice.reruns).toEqual([again])
+    expect(twice.phases.filter((p) => p.system === 'a' && p.multiple === 10)).toHaveLength(1)
   })
 })
