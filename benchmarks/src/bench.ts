@@ -53,6 +53,8 @@ export type CompactPhase = Omit<PhaseResult, 'rssSeries' | 'limitSeries' | 'load
    * connections: moments the pool had a connection idle while requests were being turned away.
    */
   inFlightBelowPoolPct?: number | null
+  /** Per second of the load: the lowest and highest limit, and the fewest permits held, of its 100 ms samples. */
+  limitBySecond?: [number, number, number][]
 }
 
 /** The clients-leave tier: ours under a fixed limit at 10×, clients timing out at their deadline, several runs. */
@@ -227,7 +229,19 @@ function compact(phase: PhaseResult, poolSize: number): CompactPhase {
     limitMax: limits.length === 0 ? null : limits.at(-1)!,
     inFlightBelowPoolPct:
       limitSeries.length === 0 || poolSize === 0 ? null : round((below / limitSeries.length) * 100, 1),
+    limitBySecond: bySecond(limitSeries),
   }
+}
+
+function bySecond(series: PhaseResult['limitSeries']): [number, number, number][] {
+  const seconds: [number, number, number][] = []
+  for (const [ms, limit, inFlight] of series) {
+    const i = Math.floor(ms / 1000)
+    const s = seconds[i]
+    if (s === undefined) seconds[i] = [limit, limit, inFlight]
+    else seconds[i] = [Math.min(s[0], limit), Math.max(s[1], limit), Math.min(s[2], inFlight)]
+  }
+  return Array.from(seconds, (s) => s ?? [Number.NaN, Number.NaN, Number.NaN])
 }
 
 function describe(p: CompactPhase): string {
