@@ -444,6 +444,14 @@ function attachedSection(macro: NonNullable<BenchResults['macro']>, cores: numbe
         `- ${label(p.system)}, run ${p.run ?? 1}: ${shortfall(p, macro.scenario.queryMs, macro.scenario.poolSize, cores)}`,
       )
     out.push('')
+    const spikes = misses.filter(onsetSpike)
+    if (spikes.length > 0) {
+      const onset = spikes.map((p) => p.limitBySecond?.[0]?.[1] ?? Number.NaN)
+      out.push(
+        `${spikes.length} of the ${misses.length} attached runs that missed began with a limit of ${Math.min(...onset)}–${Math.max(...onset)} against a pool of ${macro.scenario.poolSize}: the adaptive limit grows while the warm-up runs below capacity, and the first second of overload pays for it. Attaching takes the rejections' cost off the event loop (server CPU and query hold in the table); it does not change the limit.`,
+      )
+      out.push('')
+    }
   }
   for (const pair of ATTACHED_PAIRS) {
     const runsOf = (system: string) => phases.filter((p) => p.system === system)
@@ -474,26 +482,27 @@ function shortfall(p: CompactPhase, queryMs: number, poolSize: number, cores: nu
     l.p99Ms > ATTACHED_TARGET.p99Ms ? `p99 ${fmt(l.p99Ms)} ms` : '',
   ].filter(Boolean)
   const causes: string[] = []
+  const idle =
+    p.inFlightBelowPoolPct != null && p.inFlightBelowPoolPct > 0
+      ? `fewer permits held than the pool has connections in ${fmt(p.inFlightBelowPoolPct)}% of the 100 ms samples (the pool partly idle while requests were turned away)`
+      : ''
+  const first = p.limitBySecond?.[0]
+  if (first !== undefined && onsetSpike(p)) {
+    causes.push(
+      `the load began with the limit at ${first[1]}, learned during the warm-up below capacity, against a median of ${p.limitMedian} over the phase and a pool of ${poolSize}: what it let in queued in the pool; the limit then fell to ${first[0]} within the first second${idle === '' ? '' : `, ${idle}`}`,
+    )
+  } else {
+    if (l.p99Ms > ATTACHED_TARGET.p99Ms && p.limitMedian != null) {
+      causes.push(
+        `the limit stood at ${p.limitMedian} (up to ${p.limitMax}) against a pool of ${poolSize}, so admitted requests waited in the pool's queue (p50 ${fmt(l.p50Ms)} ms for ${queryMs} ms of I/O)`,
+      )
+    }
+    if (idle !== '') causes.push(idle)
+  }
   const ceiling = p.meanHoldMs > 0 ? (queryMs / p.meanHoldMs) * 100 : 100
   if (ceiling < ATTACHED_TARGET.goodputPct) {
     causes.push(
-      `each query held its connection ${fmt(p.meanHoldMs, 1)} ms for ${queryMs} ms of I/O (the event loop read answers late), so the pool could give at most ${fmt(ceiling, 1)}% of C`,
-    )
-  }
-  if (p.inFlightBelowPoolPct != null && p.inFlightBelowPoolPct > 0) {
-    causes.push(
-      `our controller held fewer permits than the pool has connections in ${fmt(p.inFlightBelowPoolPct)}% of the 100 ms samples (limit ${p.limitMin}–${p.limitMax}): the pool stood partly idle while requests were turned away`,
-    )
-  }
-  const first = p.limitBySecond?.[0]
-  if (first !== undefined && p.limitMedian != null && first[1] > 2 * p.limitMedian) {
-    causes.push(
-      `the load began with the limit at ${first[1]} (learned during the warm-up below capacity) against its median of ${p.limitMedian} over the phase; it fell to ${first[0]} within the first second${first[2] < poolSize ? ` and held as few as ${first[2]} permits then` : ''}`,
-    )
-  }
-  if (l.p99Ms > ATTACHED_TARGET.p99Ms && p.limitMax != null && p.limitMax > 0) {
-    causes.push(
-      `the limit reached ${p.limitMax} (median ${p.limitMedian}) against a pool of ${poolSize}, so admitted requests waited in the pool's queue (p50 ${fmt(l.p50Ms)} ms for ${queryMs} ms of I/O)`,
+      `each query held its connection ${fmt(p.meanHoldMs, 2)} ms for ${queryMs} ms of I/O (the event loop read answers late), so the pool could give at most ${fmt(ceiling, 1)}% of C`,
     )
   }
   if (l.achievedRate < l.rate * 0.97) {
@@ -501,12 +510,16 @@ function shortfall(p: CompactPhase, queryMs: number, poolSize: number, cores: nu
       `the load generator sent ${fmt(l.achievedRate)} of ${fmt(l.rate)} req/s (it was short of CPU itself)`,
     )
   }
-  if (p.othersCpuPct !== undefined) {
-    causes.push(
-      `the server used ${fmt(p.serverCpuPct)}% of a core, the generator ${fmt(p.generatorCpuPct)}%, the machine's other tenants ${fmt(p.othersCpuPct)}% (of the machine's ${cores * 100}%)`,
-    )
+  if (p.othersCpuPct !== undefined && p.othersCpuPct >= 10) {
+    causes.push(`the machine's other tenants used ${fmt(p.othersCpuPct)}% of its ${cores * 100}%`)
   }
-  return `missed on ${missed.join(', ')}; ${causes.join('; ')}.`
+  return `missed on ${missed.join(', ')}: ${causes.join('; ') || 'nothing measured here accounts for it'}.`
+}
+
+/** The phase began with a limit at least twice its median: one learned below capacity, during the warm-up. */
+function onsetSpike(p: CompactPhase): boolean {
+  const first = p.limitBySecond?.[0]
+  return first !== undefined && p.limitMedian != null && first[1] > 2 * p.limitMedian
 }
 
 /** Rejections per second and CPU per rejection of servers held at their limit, every round shown. */
@@ -516,7 +529,7 @@ function rejectionSection(rejection: NonNullable<BenchResults['rejection']>): st
   out.push('## Rejection throughput: a server held at its limit')
   out.push('')
   out.push(
-    `How cheaply a server turns requests away decides how much of its core it keeps at 10× overload, where nine requests in ten are turned away. Ours runs with \`{ maxConcurrency: ${o.maxConcurrency}, maxQueueDepth: ${o.maxQueueDepth} }\`, and one request, sent first on a socket of its own, holds the one slot for the whole tier (its route never ends), so every request of the load is rejected as soon as it is decided; the bare systems answer every request with the same 503 bytes (the headers and body of ours), written the way our adapter for that framework writes its own: node:http's \`res.writeHead().end()\` in the server's only request listener, as the first Express or Koa middleware, or from a Fastify \`onRequest\` hook. Every server in its own child process, with no listener of the harness on it; closed-loop load on \`GET /work\` (never admitted) over ${rejection.connections} keep-alive sockets, each sending its next request when the previous answer arrives, ${rejection.durationMs / 1000} s per sample after a ${rejection.warmupMs / 1000} s warm-up. The ${rejection.systems.length} servers run in the order below, then again, ${rejection.rounds} rounds (A B A B …); ratios are taken within a round. Server CPU is read from \`/proc\` over the window. The generator shares the two cores, so its share is shown beside the server's: a server near 100% of a core is what bounds its rejections per second, and CPU per rejection is the figure that depends on neither the generator nor the machine's other tenants. Measured ${rejection.startedAt} (load average ${rejection.loadavgStart.join(' / ')} at start, ${rejection.loadavgEnd.join(' / ')} at end), code at ${rejection.revision}: \`${rejection.command}\`.`,
+    `How cheaply a server turns requests away decides how much of its core it keeps at 10× overload, where nine requests in ten are turned away. Ours runs with \`{ maxConcurrency: ${o.maxConcurrency}, maxQueueDepth: ${o.maxQueueDepth} }\`, and one request, sent first on a socket of its own, holds the one slot for the whole tier (its route never ends), so every request of the load is rejected as soon as it is decided; the bare systems answer every request with the same 503 bytes (the headers and body of ours), written the way our adapter for that framework writes its own: node:http's \`res.writeHead().end()\` in the server's only request listener, as the first Express or Koa middleware, or from a Fastify \`onRequest\` hook. Every server in its own child process, with no listener of the harness on it; closed-loop load on \`GET /work\` (never admitted) over ${rejection.connections} keep-alive sockets, each sending its next request when the previous answer arrives, ${rejection.durationMs / 1000} s per sample after a ${rejection.warmupMs / 1000} s warm-up. The ${rejection.systems.length} servers run in the order below, then again, ${rejection.rounds} rounds (A B A B …); ratios are taken within a round. Server CPU is read from \`/proc\` over the window. The generator shares the two cores, so its share is shown beside the server's: a server near 100% of a core is what bounds its rejections per second. CPU per rejection depends much less on either, though a busy machine raises it too (the other tenants' share is shown). Measured ${rejection.startedAt} (load average ${rejection.loadavgStart.join(' / ')} at start, ${rejection.loadavgEnd.join(' / ')} at end), code at ${rejection.revision}: \`${rejection.command}\`.`,
   )
   out.push('')
   const rounds = [...new Set(rejection.samples.map((s) => s.round))].sort((a, b) => a - b)
