@@ -1,10 +1,10 @@
 /**
  * `pnpm bench`: every tier in one run — micro, macro (the overload matrix, the CPU-bound variant, the
- * capacity steps and clients that leave), overhead, retry storm — then raw JSON to benchmarks/results/
- * and docs/benchmarks.md regenerated.
+ * capacity steps and clients that leave), rejection throughput, overhead, retry storm — then raw JSON
+ * to benchmarks/results/ and docs/benchmarks.md regenerated.
  *
- *   pnpm bench            the full run (about 18 minutes on 2 cores)
- *   pnpm bench --quick    a one-minute look: fewer systems, loads and rounds, shorter phases
+ *   pnpm bench            the full run (about 22 minutes on 2 cores)
+ *   pnpm bench --quick    a two-minute look: fewer systems, loads and rounds, shorter phases
  *   pnpm bench --only macro,step --systems express,ours-express
  *   pnpm bench --only leave --merge
  *                         one tier, written into the existing results (and report) in place of that

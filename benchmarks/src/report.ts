@@ -178,7 +178,9 @@ export async function writeReport(results: BenchResults): Promise<string[]> {
     }
     lines.push('')
 
-    const rows: Row[] = macro.phases.map((p) => ({
+    // One point per system and load: of several runs, the median one.
+    const charted = macro.phases.filter((p) => find(macro.phases, p.system, p.multiple) === p)
+    const rows: Row[] = charted.map((p) => ({
       system: label(p.system),
       kind: kindOf(p.system),
       load: p.multiple,
