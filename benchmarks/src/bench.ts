@@ -150,7 +150,7 @@ const QUICK_SYSTEMS = [
   'express',
   'under-pressure-elu',
   'p-queue-guard',
-  'seed',
+  'reference-design',
   'ours-express',
   'ours-express-tuned',
 ]
@@ -164,7 +164,7 @@ const CPU_SYSTEMS = [
   'under-pressure-elu',
   'overload-protection',
   'toobusy-js',
-  'seed',
+  'reference-design',
   'ours-express',
   'ours-express-tuned',
 ]

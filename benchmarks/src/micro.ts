@@ -6,7 +6,7 @@
  */
 import { BackpressureController, type Permit, Rejection } from '@backpressure/core'
 import PQueue from 'p-queue'
-import { SeedBackpressureController } from './seed.js'
+import { SeedBackpressureController } from './reference-design.js'
 import { median } from './stats.js'
 
 export interface MicroCase {
@@ -96,7 +96,7 @@ const benches: Bench[] = [
     },
   },
   {
-    name: 'seed: await submit(fn), defaults',
+    name: 'reference design: await submit(fn), defaults',
     unit: 'ops/s',
     run: async (scale) => {
       const c = new SeedBackpressureController()
@@ -133,7 +133,7 @@ const benches: Bench[] = [
     },
   },
   {
-    name: `seed: ${WAITERS} waiters cycling through ${LIMIT} slots`,
+    name: `reference design: ${WAITERS} waiters cycling through ${LIMIT} slots`,
     unit: 'ops/s',
     run: (scale) => {
       const c = new SeedBackpressureController()
@@ -181,7 +181,7 @@ const benches: Bench[] = [
     },
   },
   {
-    name: 'seed: rejection (await submit() throws, queue full)',
+    name: 'reference design: rejection (await submit() throws, queue full)',
     unit: 'ns/op',
     run: async (scale) => {
       const c = new SeedBackpressureController()
@@ -203,13 +203,13 @@ const benches: Bench[] = [
 
 const RATIOS: [string, string, string][] = [
   ['ours acquire()/release() vs p-queue add()', benches[1]!.name, benches[2]!.name],
-  ['ours acquire()/release() vs seed submit()', benches[1]!.name, benches[3]!.name],
+  ['ours acquire()/release() vs reference design submit()', benches[1]!.name, benches[3]!.name],
   ['ours sync admit()/release() vs p-queue add()', benches[0]!.name, benches[2]!.name],
   ['ours queued cycling vs p-queue', benches[4]!.name, benches[5]!.name],
-  ['ours queued cycling vs seed', benches[4]!.name, benches[6]!.name],
+  ['ours queued cycling vs reference design', benches[4]!.name, benches[6]!.name],
   // For costs the ratio is inverted, so that > 1 still means "ours is better".
-  ['seed rejection cost / ours (value)', benches[9]!.name, benches[7]!.name],
-  ['seed rejection cost / ours (error)', benches[9]!.name, benches[8]!.name],
+  ['reference design rejection cost / ours (value)', benches[9]!.name, benches[7]!.name],
+  ['reference design rejection cost / ours (error)', benches[9]!.name, benches[8]!.name],
   ['rejection (value) / served admit+release', benches[7]!.name, 'served'],
 ]
 

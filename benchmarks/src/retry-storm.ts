@@ -163,7 +163,7 @@ const immediate: Strategy = () => async (url, init) => {
 }
 
 /** The seed's client (shared/seed.txt §5): waits min(1000 · 2^attempt, Retry-After), no jitter. */
-const seedClient: Strategy = () => async (url, init) => {
+const referenceClient: Strategy = () => async (url, init) => {
   let response: Response | undefined
   for (let attempt = 0; attempt < 3; attempt++) {
     response = await fetch(url, init)
@@ -193,7 +193,7 @@ export async function runRetryStorm(options: {
     ['@backpressure/client (one client)', ours],
     ['@backpressure/client (a client each)', oursPerClient],
     ['immediate retry', immediate],
-    ["seed's client", seedClient],
+    ["reference design's client", referenceClient],
   ] as const) {
     const result = await storm(name, strategy, durationMs)
     options.log(

@@ -8,7 +8,7 @@ import http from 'node:http'
 import { createRequire } from 'node:module'
 import type { BackpressureController } from '@backpressure/core'
 import PQueue from 'p-queue'
-import { SeedBackpressureController, SeedBackpressureError } from './seed.js'
+import { SeedBackpressureController, SeedBackpressureError } from './reference-design.js'
 
 const require = createRequire(import.meta.url)
 
@@ -35,7 +35,7 @@ export interface SystemInfo {
   readonly name: string
   readonly label: string
   readonly framework: 'node' | 'express' | 'fastify' | 'koa'
-  readonly kind: 'naive' | 'peer' | 'seed' | 'ours'
+  readonly kind: 'naive' | 'peer' | 'reference' | 'ours'
   readonly build: (ctx: SystemContext) => Promise<BuiltSystem>
 }
 
@@ -320,8 +320,8 @@ async function pqueueGuard(ctx: SystemContext): Promise<BuiltSystem> {
   return { server }
 }
 
-async function seed(ctx: SystemContext): Promise<BuiltSystem> {
-  // The seed's Express middleware around its controller, with the seed's defaults.
+async function referenceDesign(ctx: SystemContext): Promise<BuiltSystem> {
+  // The reference design's Express middleware around its controller, with its own defaults.
   const controller = new SeedBackpressureController({
     maxQueueDepth: 1000,
     maxConcurrency: 100,
@@ -402,11 +402,11 @@ export const SYSTEMS: readonly SystemInfo[] = [
     build: pqueueGuard,
   },
   {
-    name: 'seed',
-    label: "seed's reference design (Express)",
+    name: 'reference-design',
+    label: 'reference design: bounded queue, setImmediate polling (Express)',
     framework: 'express',
-    kind: 'seed',
-    build: seed,
+    kind: 'reference',
+    build: referenceDesign,
   },
   {
     name: 'ours-express',
