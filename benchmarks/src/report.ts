@@ -2,7 +2,7 @@
 import { writeFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import type { BenchResults, CompactPhase, MacroPhase } from './bench.js'
-import { lineChart, type Row } from './charts.js'
+import { loadChart, type Row, stepChart } from './charts.js'
 import { cov } from './stats.js'
 import { SYSTEMS, systemByName } from './systems.js'
 
@@ -181,43 +181,68 @@ export async function writeReport(results: BenchResults): Promise<string[]> {
     // One point per system and load: of several runs, the median one.
     const charted = macro.phases.filter((p) => find(macro.phases, p.system, p.multiple) === p)
     const rows: Row[] = charted.map((p) => ({
+      name: p.system,
       system: label(p.system),
       kind: kindOf(p.system),
       load: p.multiple,
       goodput: p.goodputPct,
       p99: Number.isNaN(p.load.p99Ms) || p.load.p99Ms === null ? null : Math.max(1, p.load.p99Ms),
     }))
-    const goodputChart = await chart(
-      'goodput',
-      lineChart({
-        title: `Goodput vs offered load (C = ${s.capacity} req/s)`,
-        rows,
-        x: 'load',
-        xTitle: 'offered load (× C)',
-        y: 'goodput',
-        yTitle: 'goodput (% of C)',
-        series: 'system',
-        xLog: true,
-      }),
+    // One chart per comparison a reader makes, each with no more series than the palette has colours.
+    const groups = [
+      {
+        name: 'load-express',
+        title: 'Express: unprotected, the peers, the reference design and ours',
+        systems: [
+          'express',
+          'overload-protection',
+          'toobusy-js',
+          'p-queue-guard',
+          'reference-design',
+          'ours-express',
+          'ours-express-tuned',
+        ],
+      },
+      {
+        name: 'load-fastify-koa',
+        title: 'Fastify and Koa: unprotected, the peers and ours',
+        systems: [
+          'fastify',
+          'under-pressure',
+          'under-pressure-elu',
+          'ours-fastify',
+          'ours-fastify-tuned',
+          'koa',
+          'ours-koa',
+          'ours-koa-tuned',
+        ],
+      },
+      {
+        name: 'load-ours',
+        title: 'Ours: default options, tuned to the pool, attached',
+        systems: [
+          'ours-express',
+          'ours-express-tuned',
+          'ours-express-attached',
+          'ours-fastify',
+          'ours-fastify-tuned',
+          'ours-koa',
+          'ours-koa-tuned',
+          'ours-koa-attached',
+        ],
+      },
+    ]
+    lines.push(
+      `Goodput (top) and p99 of accepted requests (bottom, log scale) against offered load, C = ${s.capacity} req/s; ours solid, every other system dashed; of several runs, the median one.`,
     )
-    const p99Chart = await chart(
-      'p99',
-      lineChart({
-        title: 'p99 latency of accepted (2xx) requests vs offered load',
-        rows: rows.filter((r) => r.p99 !== null),
-        x: 'load',
-        xTitle: 'offered load (× C)',
-        y: 'p99',
-        yTitle: 'p99 of 2xx (ms, log)',
-        series: 'system',
-        logY: true,
-        xLog: true,
-      }),
-    )
-    lines.push(`![Goodput vs offered load](${goodputChart})`)
     lines.push('')
-    lines.push(`![p99 vs offered load](${p99Chart})`)
-    lines.push('')
+    for (const group of groups) {
+      const mine = group.systems.flatMap((name) => rows.filter((r) => r.name === name))
+      if (mine.length === 0) continue
+      const file = await chart(group.name, loadChart({ title: group.title, rows: mine, series: 'system' }))
+      lines.push(`![${group.title}](${file})`)
+      lines.push('')
+    }
     for (const [multiple, phases] of byMultiple(macro.phases)) {
       lines.push(`### ${loadHeading(multiple, s.capacity)}`)
       lines.push('')
@@ -234,37 +259,46 @@ export async function writeReport(results: BenchResults): Promise<string[]> {
       'The pool shrinks inside the server (on a timer started with the load) and recovers later, under 3× the original capacity. Goodput per second (2xx within the deadline, by the second they arrived) against the capacity in force that second; "limit" is our controller\'s concurrency limit averaged over that second.',
     )
     lines.push('')
+    const capacityLabel = 'capacity in force'
     const stepRows: Row[] = []
     for (const run of steps) {
-      const name = `${label(run.system)}, pool → ${run.step.size}`
       for (const sec of run.summary.perSecond) {
-        stepRows.push({ system: name, kind: kindOf(run.system), second: sec.second, goodput: sec.okInTime })
+        stepRows.push({
+          system: label(run.system),
+          kind: kindOf(run.system),
+          size: run.step.size,
+          second: sec.second,
+          goodput: sec.okInTime,
+        })
       }
     }
-    const capacityRows: Row[] = []
-    for (const step of [...new Map(steps.map((r) => [r.step.size, r])).values()]) {
-      for (const sec of step.summary.perSecond) {
-        capacityRows.push({
-          system: `capacity in force, pool → ${step.step.size}`,
-          kind: 'capacity',
+    const sizes = [...new Set(steps.map((r) => r.step.size))]
+    for (const size of sizes) {
+      const run = steps.find((r) => r.step.size === size)!
+      for (const sec of run.summary.perSecond) {
+        stepRows.push({
+          system: capacityLabel,
+          kind: 'ours',
+          size,
           second: sec.second,
           goodput: sec.capacity,
         })
       }
     }
-    const stepChart = await chart(
+    const poolSize = macro?.scenario.poolSize ?? 4
+    const stepsFile = await chart(
       'steps',
-      lineChart({
+      stepChart({
         title: 'Goodput per second through a capacity step (3× load)',
-        rows: [...stepRows, ...capacityRows],
-        x: 'second',
-        xTitle: 'second of the run',
-        y: 'goodput',
-        yTitle: '2xx within 1 s per second',
-        series: 'system',
+        rows: stepRows,
+        panels: sizes.map((size) => ({
+          title: `pool ${poolSize} → ${size}`,
+          filter: `datum.size === ${size}`,
+        })),
+        capacity: capacityLabel,
       }),
     )
-    lines.push(`![Goodput through capacity steps](${stepChart})`)
+    lines.push(`![Goodput through capacity steps](${stepsFile})`)
     lines.push('')
     for (const run of steps) {
       const ps = run.summary.perSecond
