@@ -31,14 +31,14 @@ export const HTTP_OPTION_KEYS: readonly string[] = [
 ]
 
 /** The first of the controller's options that is set: none may be, when the layer is given a shared controller. */
-export function controllerOptionSet(options: BackpressureOptions): keyof BackpressureOptions | undefined {
+function controllerOptionSet(options: BackpressureOptions): keyof BackpressureOptions | undefined {
   return CONTROLLER_OPTION_KEYS.find((key) => (options as Record<string, unknown>)[key] !== undefined) as
     | keyof BackpressureOptions
     | undefined
 }
 
 /** The controller's own options, out of the HTTP layer's (a new object: the caller's is never touched). */
-export function controllerOptions(options: BackpressureOptions): BackpressureOptions {
+function controllerOptions(options: BackpressureOptions): BackpressureOptions {
   const own: Record<string, unknown> = {}
   for (const key of CONTROLLER_OPTION_KEYS) {
     const value = (options as Record<string, unknown>)[key]

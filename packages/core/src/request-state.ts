@@ -122,11 +122,6 @@ export class RequestState implements AbortSignalLike {
     if (res.socket === null && socket !== null) this.watch(socket as WatchedSocket)
   }
 
-  /** The response finished: the work is done. */
-  finish(): void {
-    this.release()
-  }
-
   /** The client left. A waiting request leaves the queue; a running one keeps its slot until its route ends. */
   leave(): void {
     if (this.gone || this.done) return
@@ -241,7 +236,7 @@ export function clientGone(res: ServerResponse): boolean {
 function onResponseClose(this: StatefulResponse): void {
   const finished = this.writableFinished
   for (let state = this[kState]; state !== undefined; state = state.next) {
-    if (finished) state.finish()
+    if (finished) state.release()
     else state.leave()
   }
 }
