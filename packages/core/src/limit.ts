@@ -142,6 +142,16 @@ const MIN_SERVICE_MS = 1
 // A probe's median must be steady even when service times vary a lot (exponential, say): the median
 // of 5 samples ranged so widely there that the baseline, and with it the limit, collapsed.
 const PROBE_MIN_SAMPLES = 20
+// ... unless the first 8 agree: their middle half within 10% of their median.
+const PROBE_FEW_SAMPLES = 8
+const PROBE_AGREEMENT = 0.1
+// The share of the estimated no-queue concurrency a probe admits. Below 1 so that an estimate inflated
+// by queueing (a baseline measured on a busy downstream) is corrected: at ¾, one inflated up to 4/3 is
+// measured without queueing at once, a worse one in a few probes, each repeated at once while the
+// baseline keeps dropping. Not ½: every slot below the downstream's own concurrency leaves it idle for
+// the probe's length, which is capacity lost (measured at 2×, ½ cost 20-30 requests a probe, about
+// 1% of an 8 s run).
+const PROBE_SHARE = 0.75
 
 type Phase = 'normal' | 'probe-drain' | 'probe-measure'
 
@@ -154,13 +164,15 @@ type Phase = 'normal' | 'probe-drain' | 'probe-measure'
  * downstream's own concurrency plus a √ headroom — without anyone telling us that concurrency.
  *
  * The baseline must never absorb queueing delay, or the limit ratchets up to its maximum. So it is
- * re-measured by a short probe: the limit drops to half the estimated no-queue concurrency
- * (L · minRTT / RTT), in-flight work drains to it, and only requests that started after that count.
- * Below the downstream's capacity nothing queues, so the probe sees the true service time. Requests
- * arriving meanwhile wait in our queue (under overload CoDel sheds the ones past its target, as it
- * would anyway); the probe lasts about ten service times (20 samples at half the concurrency). Half, not all, of the estimate: an estimate
- * that is itself inflated by queueing would otherwise measure that queueing again and never correct
- * (measured: probing at the whole estimate let the simulated limit climb to 4P). A probe that lowered
+ * re-measured by a short probe: the limit drops to three quarters of the estimated no-queue
+ * concurrency (L · minRTT / RTT, never below minLimit), in-flight work drains to it, and only
+ * requests that started after that count. Below the downstream's capacity nothing queues, so the probe
+ * sees the true service time. Requests arriving meanwhile wait in our queue (under overload CoDel sheds
+ * the ones past its target, as it would anyway). The probe takes 20 samples, or 8 when they agree
+ * (a steady downstream): a few service times. Not the whole estimate: one inflated by queueing would
+ * measure that queueing again and never correct (measured: probing at the whole estimate let the
+ * simulated limit climb to 4P); not half of it either, which idled half the downstream for the probe's
+ * length (see PROBE_SHARE). A probe that lowered
  * the baseline a lot is repeated at once, one that raised it a lot within about a second; otherwise
  * the next comes after a jittered interval, so a fleet does not probe in step.
  */
@@ -244,7 +256,7 @@ export class GradientLimit implements ConcurrencyLimit {
       }
       this.lastProgressAt = now
       this.samples.add(serviceMs, inFlight)
-      if (this.samples.count >= PROBE_MIN_SAMPLES) this.finishProbe(now)
+      if (this.samples.count >= PROBE_MIN_SAMPLES || this.probeSettled()) this.finishProbe(now)
       else this.checkProbe(now, inFlight - 1)
       return
     }
@@ -275,6 +287,17 @@ export class GradientLimit implements ConcurrencyLimit {
     // Nothing released for a while: what is in flight does not end soon, and gets slots of its own.
     if (this.phase === 'probe-drain') this.beginMeasure(now, inFlight, inFlight)
     else if (this.stuckAllowance < this.oldInFlight) this.setStuckAllowance(this.oldInFlight)
+  }
+
+  /**
+   * A probe may end early when its samples agree: a downstream whose service time hardly varies needs
+   * no twenty of them, and every one taken at the probe's lowered limit costs capacity.
+   */
+  private probeSettled(): boolean {
+    if (this.samples.count < PROBE_FEW_SAMPLES) return false
+    const low = this.samples.percentile(0.25)
+    const high = this.samples.percentile(0.75)
+    return high - low <= PROBE_AGREEMENT * this.samples.percentile(0.5)
   }
 
   private beginMeasure(now: number, inFlight: number, stuck: number): void {
@@ -332,8 +355,8 @@ export class GradientLimit implements ConcurrencyLimit {
   private startProbe(now: number): void {
     const noQueueConcurrency = (this.limit * this.minRtt) / this.lastRtt
     this.probeLimit = clamp(
-      Math.min(Math.floor(this.limit / 2), Math.floor(noQueueConcurrency / 2)),
-      1,
+      Math.floor(PROBE_SHARE * Math.min(this.limit, noQueueConcurrency)),
+      this.minLimit,
       this.maxLimit,
     )
     this.phase = 'probe-drain'

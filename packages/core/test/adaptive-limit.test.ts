@@ -158,6 +158,34 @@ async function poissonRejectedShare(load: number, seed: number): Promise<number>
   return rejected / total
 }
 
+describe('what re-measuring the baseline costs', () => {
+  // A probe lowers the limit below the downstream's own concurrency for its length: that share of the
+  // pool idles. At half the estimate it idled half the pool for twenty samples (measured on real
+  // servers: 20-30 requests of capacity a probe, about 1% of an 8 s run at 2×).
+  it.each([2, 5])(
+    'at %d× no 100 ms serves less than three quarters of capacity, probes included',
+    async (multiple) => {
+      for (let seed = 1; seed <= 10; seed++) {
+        const { servedPer100Ms, seconds } = await simulate(
+          [
+            { durationMs: 400, ratePerSecond: C / 2, connections: P },
+            { durationMs: 8000, ratePerSecond: C * multiple, connections: P },
+          ],
+          {},
+          { seed },
+        )
+        // After the first 300 ms of overload (the limit settling from its start), every 100 ms window.
+        const windows = servedPer100Ms.slice(7, 83)
+        expect(Math.min(...windows), `seed ${seed}`).toBeGreaterThanOrEqual((C / 10) * 0.75)
+        const served = phase(seconds, 0, 9)
+        expect(served.goodput, `seed ${seed}`).toBeGreaterThanOrEqual(
+          0.99 * ((C * 8 + (C / 2) * 0.4) / (C * 9)),
+        )
+      }
+    },
+  )
+})
+
 describe('adaptive limit with variable service times', () => {
   it.each([0.5, 0.7, 0.9])(
     'sheds almost nothing at %s× capacity with Poisson arrivals and exponential queries',
@@ -228,13 +256,42 @@ describe('GradientLimit unit behaviour', () => {
     clock.advance(1)
     limit.onSample(clock.now() - 30, 30, 1)
     expect(limit.baselineMs).toBe(50)
-    // Below the downstream's concurrency, requests see the bare 10 ms: that is the new baseline.
-    for (let i = 0; i < 20; i++) {
+    // Below the downstream's concurrency, requests see the bare 10 ms: that is the new baseline. Samples
+    // that agree end the probe after 8; it never takes more than 20.
+    let taken = 0
+    while (limit.baselineMs !== 10 && taken < 20) {
+      taken++
       clock.advance(11)
       limit.onSample(clock.now() - 10, 10, 1)
     }
     expect(limit.baselineMs).toBe(10)
+    expect(taken).toBe(8)
     expect(limit.value).toBeGreaterThan(probeLimit)
+  })
+
+  it('probes at three quarters of the no-queue estimate, never below minLimit', () => {
+    const clock = new ManualClock(0)
+    const values: number[] = []
+    const limit = new GradientLimit({ initialLimit: 8, minLimit: 3 }, 0, seededRandom(7), (_, to) => {
+      values.push(to)
+    })
+    // Baseline 10 ms, then the downstream slows tenfold: the no-queue estimate falls below one slot,
+    // and the probe at ~1 s must still keep minLimit (it went to 1).
+    feed(limit, clock, 10, 8, 120)
+    while (clock.now() < 3000) feed(limit, clock, 100, limit.value, 1)
+    expect(Math.min(...values)).toBe(3)
+
+    const clock2 = new ManualClock(0)
+    const drops: [number, number][] = []
+    const sized = new GradientLimit({ initialLimit: 12 }, 0, seededRandom(8), (from, to) => {
+      if (to < from) drops.push([from, to])
+    })
+    // A 10 ms baseline at low load, then every request takes twice that: g = 0.75 holds the limit at
+    // 12 (0.75 · 12 + √9), and half of the 12 in flight would run without queueing. The probe takes
+    // three quarters of those 6 (half would have been 3).
+    feed(sized, clock2, 10, 1, 120)
+    while (drops.length === 0 && clock2.now() < 3000) feed(sized, clock2, 20, 12, 1)
+    expect(drops[0]).toEqual([12, 4])
   })
 
   it('checks a baseline that a probe raised a lot again within about a second', () => {

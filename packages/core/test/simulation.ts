@@ -35,7 +35,7 @@ export async function simulate(
   phases: readonly Phase[],
   options: BackpressureOptions = {},
   { serviceMs = 10, deadlineMs = 1000, seed = 42, longLived = 0 } = {},
-): Promise<{ seconds: SecondReport[]; controller: BackpressureController }> {
+): Promise<{ seconds: SecondReport[]; controller: BackpressureController; servedPer100Ms: number[] }> {
   const clock = new ManualClock(0)
   const random = seededRandom(seed)
   const jitter = seededRandom(seed + 1)
@@ -69,6 +69,7 @@ export async function simulate(
     capacity: number
   }
   const buckets: Bucket[] = []
+  const servedPer100Ms: number[] = []
   const bucket = (t: number) => {
     const i = Math.floor(t / 1000)
     while (buckets.length <= i) {
@@ -96,6 +97,9 @@ export async function simulate(
         const now = clock.now()
         const b = bucket(now)
         b.served++
+        const tenth = Math.floor(now / 100)
+        while (servedPer100Ms.length <= tenth) servedPer100Ms.push(0)
+        servedPer100Ms[tenth]!++
         const latency = now - arrivedAt
         b.latencies.push(latency)
         if (latency <= deadlineMs) b.inTime++
@@ -152,5 +156,5 @@ export async function simulate(
       latencies: b.latencies,
     }
   })
-  return { seconds, controller }
+  return { seconds, controller, servedPer100Ms }
 }
