@@ -30,6 +30,7 @@ import { startServer } from './proc.js'
 import { type RejectionResults, runRejection } from './rejection.js'
 import { writeReport } from './report.js'
 import { type RetryStormResult, runRetryStorm } from './retry-storm.js'
+import { runShortRuns, type ShortRunsResults } from './short-runs.js'
 import { round } from './stats.js'
 import { FIXED_SYSTEMS, fixedOptions, SYSTEMS } from './systems.js'
 
@@ -41,7 +42,7 @@ export interface StepRun {
   readonly phase: CompactPhase
 }
 
-export type CompactPhase = Omit<PhaseResult, 'rssSeries' | 'limitSeries' | 'load'> & {
+export type CompactPhase = Omit<PhaseResult, 'rssSeries' | 'limitSeries' | 'load' | 'limitChanges'> & {
   load: Omit<PhaseResult['load'], 'perSecond'>
   rssEndBytes: number
   limitMedian: number | null
@@ -129,6 +130,7 @@ export interface BenchResults {
   readonly rejection?: RejectionResults
   readonly overhead?: Awaited<ReturnType<typeof runOverhead>>
   readonly retryStorm?: RetryStormResult
+  readonly shortRuns?: ShortRunsResults
 }
 
 const args = process.argv.slice(2)
@@ -204,7 +206,7 @@ const log = (line: string): void => {
 }
 
 function compact(phase: PhaseResult, poolSize: number): CompactPhase {
-  const { rssSeries, limitSeries, load, ...rest } = phase
+  const { rssSeries, limitSeries, load, limitChanges: _limitChanges, ...rest } = phase
   const { perSecond: _perSecond, ...loadRest } = load
   const limits = limitSeries.map((s) => s[1]).sort((a, b) => a - b)
   const below = limitSeries.filter((s) => s[2] < poolSize).length
@@ -507,6 +509,22 @@ if (only.has('overhead')) {
       `  ${r.variant} vs ${r.base}: throughput ×${r.throughputRatios.join(', ')}; CPU/request ×${r.cpuRatios.join(', ')}`,
     )
   }
+}
+
+if (only.has('short')) {
+  // A user's first minute: 8 s phases on fresh servers, ten of them at 2× and 5×, three below capacity.
+  const loads = quick
+    ? [{ multiple: 2, runs: 2 }]
+    : (multiplesFlag ?? [0.9, 1, 2, 5]).map((multiple) => ({ multiple, runs: multiple > 1 ? 10 : 3 }))
+  log(`short runs: no options, ${loads.map((l) => `${l.runs} × ${l.multiple}×`).join(', ')}, 8 s each`)
+  results.shortRuns = await runShortRuns({
+    loads: runs > 1 ? loads.map((l) => ({ ...l, runs })) : loads,
+    durationMs: 8000,
+    command: results.command,
+    revision: results.revision ?? 'unknown',
+    log,
+    ...(systemsFlag === undefined ? {} : { systems: systemsFlag }),
+  })
 }
 
 if (only.has('retry')) {

@@ -49,7 +49,10 @@ export interface PhaseResult {
   readonly queueDepthAfter: number | null
   /** Mean ms a query held its pool connection: queryMs plus how late the event loop fired its timer. */
   readonly meanHoldMs: number
-  readonly limitSeries: [number, number, number, number][]
+  readonly limitSeries: [number, number, number, number, number][]
+  /** Our controller's rejections during the load, by reason, and its limit's every change (see ChildReport). */
+  readonly rejections: Record<string, number> | null
+  readonly limitChanges: [number, number][]
   readonly error?: string
 }
 
@@ -148,6 +151,8 @@ export async function runPhase(options: PhaseOptions): Promise<PhaseResult> {
       queueDepthAfter: report.queueDepth,
       meanHoldMs: report.meanHoldMs,
       limitSeries: report.limitSeries,
+      rejections: report.rejections,
+      limitChanges: report.limitChanges,
     }
   } finally {
     await server.kill()

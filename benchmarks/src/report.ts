@@ -3,6 +3,7 @@ import { writeFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import type { BenchResults, CompactPhase, MacroPhase } from './bench.js'
 import { loadChart, type Row, stepChart } from './charts.js'
+import { shortRunsSection } from './short-runs.js'
 import { cov } from './stats.js'
 import { SYSTEMS, systemByName } from './systems.js'
 
@@ -319,6 +320,7 @@ export async function writeReport(results: BenchResults): Promise<string[]> {
 
   const leave = results.clientsLeave
   if (leave !== undefined && leave.phases.length > 0) lines.push(clientsLeaveSection(leave))
+  if (results.shortRuns !== undefined) lines.push(shortRunsSection(results.shortRuns, HEADINGS.shortRuns))
 
   if (macro !== undefined) {
     const attached = attachedSection(macro, results.machine.cores)
@@ -668,6 +670,7 @@ const HEADINGS = {
   overhead: 'Overhead below capacity',
   micro: 'Micro: the admission engine alone',
   retryStorm: 'Retry storm: what clients do to an overloaded server',
+  shortRuns: 'A first minute: no options, many short runs',
 } as const
 /** Where the causes of our shortfall on real servers were measured and are explained. */
 const SHORTFALL_CAUSES = 'adaptive-limit.md#where-it-falls-short-and-why'

@@ -54,8 +54,12 @@ export interface ChildReport {
   readonly queueDepth: number | null
   /** Mean milliseconds a query held its connection (the nominal queryMs plus timer lateness). */
   readonly meanHoldMs: number
-  /** Every 100 ms after `go`: [ms since go, limit, in flight, queue depth] of our controller. */
-  readonly limitSeries: [number, number, number, number][]
+  /** Every 100 ms after `go`: [ms since go, limit, in flight, queue depth, rejections since go] of our controller. */
+  readonly limitSeries: [number, number, number, number, number][]
+  /** Our controller's rejections since `go`, by reason (null: no controller). */
+  readonly rejections: Record<string, number> | null
+  /** Every change of our controller's limit after `go`: [ms since go, limit] (the first 4,000). */
+  readonly limitChanges: [number, number][]
 }
 
 export type ChildMessage = { type: 'ready'; port: number } | { type: 'error'; message: string } | ChildReport
@@ -105,6 +109,20 @@ function abandonedOf(controller: BackpressureController | undefined): number | n
   return (controller.stats() as { abandoned?: number }).abandoned ?? null
 }
 
+function rejectionsSince(
+  controller: BackpressureController | undefined,
+  atGo: Record<string, number> | null,
+): Record<string, number> | null {
+  if (controller === undefined || atGo === null) return null
+  const now: Record<string, number> = controller.stats().rejections
+  const since: Record<string, number> = {}
+  for (const [reason, count] of Object.entries(now)) {
+    const delta = count - (atGo[reason] ?? 0)
+    if (delta > 0) since[reason] = delta
+  }
+  return since
+}
+
 try {
   await pool?.calibrate()
   const system = systemByName(config.system)
@@ -115,7 +133,9 @@ try {
     send({ type: 'ready', port: (server.address() as AddressInfo).port })
   })
 
-  const series: [number, number, number, number][] = []
+  const series: [number, number, number, number, number][] = []
+  const limitChanges: [number, number][] = []
+  let rejectionsAtGo: Record<string, number> | null = null
   let goAt = 0
   let abandonedAtGo: number | null = null
   let sampler: NodeJS.Timeout | undefined
@@ -136,12 +156,18 @@ try {
       abandonedAtGo = abandonedOf(built.controller)
       const controller = built.controller
       if (controller !== undefined) {
+        rejectionsAtGo = { ...controller.stats().rejections }
+        const rejectedAtGo = controller.stats().rejected
+        controller.on('limit', ({ limit }) => {
+          if (limitChanges.length < 4000) limitChanges.push([Math.round(performance.now() - goAt), limit])
+        })
         sampler = setInterval(() => {
           series.push([
             Math.round(performance.now() - goAt),
             controller.limit,
             controller.inFlight,
             controller.queueDepth,
+            controller.stats().rejected - rejectedAtGo,
           ])
         }, 100)
       }
@@ -170,6 +196,8 @@ try {
         inFlight: controller?.inFlight ?? null,
         queueDepth: controller?.queueDepth ?? null,
         limitSeries: series,
+        rejections: rejectionsSince(controller, rejectionsAtGo),
+        limitChanges,
       })
     }
   })
