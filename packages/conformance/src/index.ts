@@ -1,4 +1,4 @@
-import { createServer, type RequestListener, type Server } from 'node:http'
+import { Agent, createServer, request as httpRequest, type RequestListener, type Server } from 'node:http'
 import { type AddressInfo, connect } from 'node:net'
 import {
   BackpressureController,
@@ -102,6 +102,29 @@ export function attachedMode(harness: AdapterHarness): AdapterHarness {
   }
 }
 
+/**
+ * The same harness with event-loop shedding off unless a test asks for it. Each suite proves what it
+ * names (a queue_full here, a health answer there); the shedder, on by default, answers with
+ * event_loop_delay whatever request arrives while the test machine starves the process, so it is
+ * proven by a test of its own (`runConformanceSuite`'s "sheds for the event loop"), not by all of them.
+ */
+export function withoutLoopShedding(harness: AdapterHarness): AdapterHarness {
+  const quiet = (options: Record<string, unknown>): Record<string, unknown> =>
+    'controller' in options || 'eventLoopShedding' in options
+      ? options
+      : { eventLoopShedding: false, ...options }
+  return {
+    ...harness,
+    start: (options, routes, setup) => harness.start(quiet(options), routes, setup),
+    ...(harness.startLayered === undefined
+      ? {}
+      : {
+          startLayered: (options, inner, routes, setup) =>
+            harness.startLayered!(quiet(options), inner, routes, setup),
+        }),
+  }
+}
+
 /** A promise the test resolves when it chooses: routes await it to hold their permit. */
 export interface Gate {
   readonly promise: Promise<void>
@@ -170,7 +193,8 @@ export function withRouteTable<O>(options: Record<string, unknown>, routes: read
  * Two-layer admission (`harness.startLayered`) is optional: frameworks that can stack the adapter (an
  * app-wide layer and a router-level one) prove it is admitted exactly once; others skip that test.
  */
-export function runConformanceSuite(harness: AdapterHarness): void {
+export function runConformanceSuite(withShedding: AdapterHarness): void {
+  const harness = withoutLoopShedding(withShedding)
   describe(`conformance: ${harness.name}`, () => {
     const servers: StartedServer[] = []
     const gates: Gate[] = []
@@ -301,6 +325,68 @@ export function runConformanceSuite(harness: AdapterHarness): void {
           priority: 0,
         })
         expect(onReject.mock.calls[0]?.[0].retryAfterSeconds).toBeGreaterThanOrEqual(1)
+      })
+    })
+
+    describe('the event loop', () => {
+      it('sheds for the event loop, by default, when routes spend CPU (event_loop_delay), and stops after', async () => {
+        // The harness as users install it: event-loop shedding on, nothing configured.
+        const server = await withShedding.start({}, [
+          {
+            method: 'GET',
+            path: '/cpu',
+            handler: async () => {
+              const until = performance.now() + 4
+              while (performance.now() < until) {}
+              return { body: 'done' }
+            },
+          },
+        ])
+        servers.push(server)
+        const agent = new Agent({ keepAlive: true, maxSockets: 64 })
+        const statuses = new Map<number, number>()
+        const reasons = new Set<string>()
+        const get = (path: string) =>
+          new Promise<void>((resolve) => {
+            const req = httpRequest(`${server.url}${path}`, { agent }, (res) => {
+              statuses.set(res.statusCode ?? 0, (statuses.get(res.statusCode ?? 0) ?? 0) + 1)
+              let body = ''
+              res.setEncoding('utf8')
+              res.on('data', (chunk: string) => (body += chunk))
+              res.on('end', () => {
+                if (res.statusCode === 503) reasons.add((JSON.parse(body) as { reason: string }).reason)
+                resolve()
+              })
+            })
+            req.on('error', () => {
+              statuses.set(-1, (statuses.get(-1) ?? 0) + 1)
+              resolve()
+            })
+            req.end()
+          })
+        // About 4× what one core can do with 4 ms routes, for 1.5 s, open loop.
+        const sent: Promise<void>[] = []
+        const began = performance.now()
+        while (performance.now() - began < 1500) {
+          for (let i = 0; i < 10; i++) sent.push(get('/cpu'))
+          await new Promise((resolve) => setTimeout(resolve, 10))
+        }
+        await Promise.all(sent)
+        expect(statuses.get(-1) ?? 0).toBe(0)
+        expect(statuses.get(200) ?? 0).toBeGreaterThan(0)
+        expect(statuses.get(503) ?? 0).toBeGreaterThan(0)
+        expect([...reasons]).toContain('event_loop_delay')
+        expect(server.controller.stats().rejections.event_loop_delay).toBeGreaterThan(0)
+        // Once the load is gone the fraction falls back to 0 and requests are served again.
+        await until(
+          () => server.controller.stats().eventLoopShedFraction === 0,
+          'shed fraction back to 0',
+          5000,
+        )
+        statuses.clear()
+        for (let i = 0; i < 5; i++) await get('/cpu')
+        expect([...statuses]).toEqual([[200, 5]])
+        agent.destroy()
       })
     })
 
@@ -645,7 +731,11 @@ export function runConformanceSuite(harness: AdapterHarness): void {
 
     describe('sharing', () => {
       it('shares one budget between two apps given the same controller', async () => {
-        const controller = new BackpressureController({ maxConcurrency: 1, maxQueueDepth: 0 })
+        const controller = new BackpressureController({
+          maxConcurrency: 1,
+          maxQueueDepth: 0,
+          eventLoopShedding: false,
+        })
         controllers.push(controller)
         const a = fixture()
         const b = fixture()

@@ -14,6 +14,12 @@ import {
   type RejectionCode,
   type RejectionReason,
 } from './errors.js'
+import {
+  EventLoopShedder,
+  type EventLoopSheddingOptions,
+  loopUtilizationReader,
+  resolveEventLoopShedding,
+} from './event-loop-shedding.js'
 import { type BackpressureEventName, type BackpressureListener, EventHub } from './events.js'
 import { LatencyWindow } from './latency-window.js'
 import { type ConcurrencyLimit, FixedLimit, type LimitOption, resolveLimit } from './limit.js'
@@ -79,6 +85,13 @@ export interface BackpressureOptions {
   readonly maxRssBytes?: number
   /** How often the process signals are sampled. @default 1000 */
   readonly sampleIntervalMs?: number
+  /**
+   * Shed a fraction of arrivals when the server's own event loop is the bottleneck (routes that spend
+   * CPU), so its lag stays at `targetLagMs`: a PI controller on the shed fraction, lower priorities
+   * first (see docs/adaptive-limit.md). `false` turns it off.
+   * @default on, { targetLagMs: 20, intervalMs: 25, maxFraction: 1 }
+   */
+  readonly eventLoopShedding?: boolean | EventLoopSheddingOptions
   /** Told apart in metrics and events by this label. @default 'default' */
   readonly name?: string
   /** Time source; tests pass a ManualClock. @default the monotonic system clock with unref'd timers */
@@ -106,6 +119,7 @@ export const CONTROLLER_OPTION_KEYS: readonly string[] = Object.keys({
   maxHeapUsedBytes: true,
   maxRssBytes: true,
   sampleIntervalMs: true,
+  eventLoopShedding: true,
   name: true,
   clock: true,
   random: true,
@@ -264,6 +278,9 @@ export class BackpressureController {
   private readonly deadlines = new DeadlineHeap<Waiter>()
   private readonly latency: LatencyWindow
   private readonly signals: ProcessSignals | undefined
+  private readonly loopShedder: EventLoopShedder | undefined
+  /** The reason of the last rejection for overload (not the client's doing), for /health. */
+  private lastPressureReason: RejectionReason | undefined = undefined
   private readonly stopSampler: () => void
   private readonly events = new EventHub()
   private readonly durationHistogram = new CumulativeHistogram(DURATION_BUCKETS_SECONDS)
@@ -345,6 +362,21 @@ export class BackpressureController {
       Object.keys(REJECTION_REASONS).map((reason) => [reason, 0]),
     ) as Record<RejectionReason, number>
 
+    const loopShedding = resolveEventLoopShedding(options.eventLoopShedding)
+    // An injected process sampler stands for the loop in tests: its utilization is the shedder's too.
+    this.loopShedder =
+      loopShedding === undefined
+        ? undefined
+        : new EventLoopShedder(
+            loopShedding,
+            this.clock,
+            this.random,
+            injectedSampler === undefined
+              ? loopUtilizationReader()
+              : () => injectedSampler().eventLoopUtilization,
+          )
+    this.loopShedder?.start()
+
     const wantsSignals = Object.values(limits).some((limit) => limit !== undefined)
     if (wantsSignals) {
       const node = injectedSampler === undefined ? createNodeSampler(limits) : undefined
@@ -400,7 +432,7 @@ export class BackpressureController {
     this.requestCount++
     if (this.closed) return this.reject('shutting_down', priority, now)
 
-    const shed = this.shedReason(now)
+    const shed = this.shedReason(now, priority)
     if (shed !== undefined && !this.displaceForSignal(shed, priority, now))
       return this.reject(shed, priority, now)
     if (now >= deadline) return this.reject('deadline_exceeded', priority, now)
@@ -461,7 +493,7 @@ export class BackpressureController {
     const priority = options.priority ?? 0
     this.requestCount++
     if (this.closed) return this.reject('shutting_down', priority, now)
-    const shed = this.shedReason(now)
+    const shed = this.shedReason(now, priority)
     if (shed !== undefined) return this.reject(shed, priority, now)
     if (this.inFlightCount < this.limiter.value && this.queue.size === 0)
       return this.start(priority, now, now)
@@ -508,6 +540,7 @@ export class BackpressureController {
     this.timeoutTimer = undefined
     this.signals?.stop()
     this.stopSampler()
+    this.loopShedder?.stop()
     this.limiter.stop()
     const now = this.clock.now()
     this.deadlines.clear()
@@ -546,6 +579,9 @@ export class BackpressureController {
       shuttingDown: this.closed,
       eventLoopDelayMs: sample?.eventLoopDelayMs ?? 0,
       eventLoopUtilization: sample?.eventLoopUtilization ?? 0,
+      eventLoopLagMs: this.loopShedder?.lagMs ?? 0,
+      eventLoopShedFraction: this.loopShedder?.fraction ?? 0,
+      pressureReason: active ? this.lastPressureReason : undefined,
       histograms: {
         requestDurationSeconds: this.durationHistogram.snapshot(),
         queueWaitSeconds: this.queueWaitHistogram.snapshot(),
@@ -733,7 +769,10 @@ export class BackpressureController {
     if (reason === 'queue_delay') this.lastDelayShedAt = now
     // A client that left, spent its own rate limit or declared a deadline already spent is not pressure:
     // any client could otherwise turn health to degraded.
-    if (!isClientCaused(reason)) this.markPressure(now)
+    if (!isClientCaused(reason)) {
+      this.markPressure(now)
+      this.lastPressureReason = reason
+    }
     // A caller's own number (a duck-typed breaker's 0.25, a store's 1e22) is made a valid header here,
     // once for every rejectWith caller.
     const seconds =
@@ -754,9 +793,10 @@ export class BackpressureController {
     return new Rejection(reason, seconds)
   }
 
-  private shedReason(now: number): RejectionReason | undefined {
+  private shedReason(now: number, priority: number): RejectionReason | undefined {
     const processReason = this.signals?.overloadReason
     if (processReason !== undefined) return processReason
+    if (this.loopShedder?.shouldShed(priority)) return 'event_loop_delay'
     if (this.options.adaptiveRejection) {
       const threshold = this.options.latencyThresholdMs
       const p99 = this.latency.value(now, this.options.latencyMinSamples)

@@ -450,7 +450,12 @@ export class HttpBackpressure<Req> {
 
   health(): HttpResponse {
     const stats = this.controller.stats()
-    return json(200, { status: stats.backpressureActive ? 'degraded' : 'healthy', ...metricsJson(stats) })
+    // `reason`: which signal sheds (queue_delay: the limit; event_loop_delay: the loop; latency; …).
+    return json(200, {
+      status: stats.backpressureActive ? 'degraded' : 'healthy',
+      ...(stats.pressureReason === undefined ? {} : { reason: stats.pressureReason }),
+      ...metricsJson(stats),
+    })
   }
 
   readiness(): HttpResponse {

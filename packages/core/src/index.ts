@@ -32,6 +32,7 @@ export {
   type RejectionCode,
   type RejectionReason,
 } from './errors.js'
+export { EventLoopShedder, type EventLoopSheddingOptions } from './event-loop-shedding.js'
 export {
   type BackpressureEventName,
   type BackpressureEvents,

@@ -100,6 +100,20 @@ export const SCALAR_FAMILIES: readonly ScalarFamily[] = [
     aggregator: 'max',
     read: (s) => s.p99LatencyMs / 1000,
   },
+  {
+    name: 'backpressure_event_loop_lag_seconds',
+    type: 'gauge',
+    help: 'How late the event-loop shedder last found the loop.',
+    aggregator: 'max',
+    read: (s) => s.eventLoopLagMs / 1000,
+  },
+  {
+    name: 'backpressure_event_loop_shed_ratio',
+    type: 'gauge',
+    help: 'Share of arrivals turned away to hold the event-loop lag at its target (0-1).',
+    aggregator: 'max',
+    read: (s) => s.eventLoopShedFraction,
+  },
 ]
 
 export const REJECTIONS_FAMILY = {

@@ -80,6 +80,9 @@ export function metricsJson(stats: BackpressureStats): Record<string, unknown> {
     throughput_per_second: round(stats.throughputPerSecond),
     backpressure_active: stats.backpressureActive,
     backpressure_active_seconds: round(stats.activeSeconds),
+    pressure_reason: stats.pressureReason ?? null,
+    event_loop_lag_ms: round(stats.eventLoopLagMs),
+    event_loop_shed_fraction: round(stats.eventLoopShedFraction),
     shutting_down: stats.shuttingDown,
   }
 }

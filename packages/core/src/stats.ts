@@ -89,6 +89,12 @@ export interface BackpressureStats {
   readonly shuttingDown: boolean
   readonly eventLoopDelayMs: number
   readonly eventLoopUtilization: number
+  /** How late the event-loop shedder's timer ran at its last tick, in ms (0 with the shedder off). */
+  readonly eventLoopLagMs: number
+  /** The share of arrivals the event-loop shedder turns away now (0–1). */
+  readonly eventLoopShedFraction: number
+  /** While backpressure is active: the reason of the last overload rejection (which signal sheds). */
+  readonly pressureReason: RejectionReason | undefined
   readonly histograms: {
     readonly requestDurationSeconds: HistogramSnapshot
     readonly queueWaitSeconds: HistogramSnapshot

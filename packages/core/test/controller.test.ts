@@ -121,6 +121,8 @@ describe('BackpressureController admission', () => {
       maxConcurrency: 1,
       maxQueueDepth: 10,
       maxQueueWaitMs: 100,
+      // Off: the test counts the queue's timer alone.
+      eventLoopShedding: false,
     })
     const holder = admitNow(controller)
     const first = track(controller.admit(0))
@@ -245,7 +247,8 @@ describe('BackpressureController admission', () => {
       maxEventLoopDelayMs: 100,
       processSampler: () => idleSample,
     })
-    expect(clock.pendingTimers).toBe(1)
+    // The process signals' sampler and the event-loop shedder's lag timer.
+    expect(clock.pendingTimers).toBe(2)
     await controller.close()
     expect(clock.pendingTimers).toBe(0)
   })
@@ -347,6 +350,7 @@ describe('shedding', () => {
       maxRssBytes: 2e9,
       sampleIntervalMs: 100,
       processSampler: () => sample,
+      eventLoopShedding: false,
     })
     const cases = [
       [{ eventLoopDelayMs: 80 }, 'event_loop_delay'],
