@@ -122,8 +122,14 @@ export interface BenchResults {
     scenario: Scenario
     durationMs: number
     multiples: number[]
-    phases: CompactPhase[]
+    phases: MacroPhase[]
     calibration: string
+    runs?: number
+    startedAt?: string
+    loadavgStart?: number[]
+    loadavgEnd?: number[]
+    /** The mixed route (CPU and a pool query), measured the same way. */
+    mixed?: { scenario: Scenario; phases: MacroPhase[]; calibration: string }
   }
   readonly steps?: StepRun[]
   readonly clientsLeave?: ClientsLeaveResults
@@ -163,14 +169,20 @@ const multiples = multiplesFlag ?? (quick ? [1, 5] : [0.5, 0.9, 1, 2, 5, 10])
 const phaseMs = quick ? 1500 : 4000
 const CPU_SYSTEMS = [
   'express',
+  'fastify',
+  'koa',
+  'under-pressure',
   'under-pressure-elu',
   'overload-protection',
   'toobusy-js',
   'reference-design',
   'ours-express',
-  'ours-express-tuned',
+  'ours-express-attached',
+  'ours-fastify',
+  'ours-koa',
+  'ours-koa-attached',
 ]
-const cpuMultiples = quick ? [] : [2, 5]
+const cpuMultiples = multiplesFlag ?? (quick ? [] : [0.9, 2, 5])
 
 /**
  * The clients-leave tier's client deadlines: the macro tier's 1 s, where clients leave only once the
@@ -347,33 +359,76 @@ if (only.has('macro')) {
   }
 }
 
-if (only.has('cpu') && cpuMultiples.length > 0) {
-  // Capacity of the CPU-bound route: what unprotected Express serves closed-loop, measured now.
-  const calibrate = await startServer({
-    system: 'express',
-    poolSize: 0,
-    queryMs: 0,
-    cpuMs: 1,
-    deadlineMs: 1000,
-  })
-  let capacity: number
+/** C of a route with no queue in front: what unprotected Express serves of it closed-loop, measured now. */
+async function calibrateClosedLoop(config: {
+  poolSize: number
+  queryMs: number
+  cpuMs: number
+}): Promise<number> {
+  const calibrate = await startServer({ system: 'express', ...config, deadlineMs: 1000 })
   try {
     await autocannon({ url: `${calibrate.origin}/work`, connections: 8, duration: 1 })
-    capacity = Math.round(
+    return Math.round(
       (await autocannon({ url: `${calibrate.origin}/work`, connections: 8, duration: 2 })).requests.average,
     )
   } finally {
     await calibrate.kill()
   }
+}
+
+if (only.has('cpu') && cpuMultiples.length > 0) {
+  const capacity = await calibrateClosedLoop({ poolSize: 0, queryMs: 0, cpuMs: 1 })
   const scenario: Scenario = { poolSize: 0, queryMs: 0, cpuMs: 1, deadlineMs: 1000, capacity }
-  log(`CPU-bound variant: 1 ms of CPU per request, C=${capacity}/s (unprotected Express, closed loop)`)
-  const { phases } = await runMatrix(systemsFlag ?? CPU_SYSTEMS, cpuMultiples, scenario)
+  const systems = systemsFlag ?? CPU_SYSTEMS
+  const startedAt = new Date().toISOString()
+  const loadavgStart = loadavg().map((v) => round(v, 2))
+  log(
+    `CPU-bound variant: 1 ms of CPU per request, C=${capacity}/s (unprotected Express, closed loop), ${systems.length} systems × ${cpuMultiples.join(', ')}×, ${runs} run(s)`,
+  )
+  const { phases } = await runMatrix(systems, cpuMultiples, scenario, runs)
+  // Both bounds at once: half the CPU, and a pool that alone could serve about what the CPU can.
+  const mixedCapacity = await calibrateClosedLoop({ poolSize: 16, queryMs: 10, cpuMs: 0.5 })
+  const mixedScenario: Scenario = {
+    poolSize: 16,
+    queryMs: 10,
+    cpuMs: 0.5,
+    deadlineMs: 1000,
+    capacity: mixedCapacity,
+  }
+  const mixedSystems = systems.filter((s) =>
+    [
+      'express',
+      'under-pressure-elu',
+      'ours-express',
+      'ours-express-attached',
+      'ours-fastify',
+      'ours-koa',
+    ].includes(s),
+  )
+  log(
+    `mixed route: 0.5 ms of CPU then a query (pool 16 × 10 ms), C=${mixedCapacity}/s (unprotected Express, closed loop)`,
+  )
+  const mixed = await runMatrix(
+    mixedSystems,
+    cpuMultiples.filter((m) => m > 1),
+    mixedScenario,
+    runs,
+  )
   results.cpu = {
     scenario,
     durationMs: phaseMs,
     multiples: cpuMultiples,
     phases,
     calibration: 'C = closed-loop throughput of unprotected Express on this route, measured in this run',
+    runs,
+    startedAt,
+    loadavgStart,
+    loadavgEnd: loadavg().map((v) => round(v, 2)),
+    mixed: {
+      scenario: mixedScenario,
+      phases: mixed.phases,
+      calibration: 'C = closed-loop throughput of unprotected Express on this route, measured in this run',
+    },
   }
 }
 

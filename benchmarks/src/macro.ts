@@ -49,7 +49,7 @@ export interface PhaseResult {
   readonly queueDepthAfter: number | null
   /** Mean ms a query held its pool connection: queryMs plus how late the event loop fired its timer. */
   readonly meanHoldMs: number
-  readonly limitSeries: [number, number, number, number, number][]
+  readonly limitSeries: [number, number, number, number, number, number, number][]
   /** Our controller's rejections during the load, by reason, and its limit's every change (see ChildReport). */
   readonly rejections: Record<string, number> | null
   readonly limitChanges: [number, number][]

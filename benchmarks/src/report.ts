@@ -65,6 +65,29 @@ function phaseTable(phases: CompactPhase[], capacity: number, queryMs: number): 
   return [head, ...rows].join('\n')
 }
 
+/**
+ * What one core can serve at m × C when every request is either served (s µs of CPU) or rejected (r µs):
+ * f·s + (m − f)·r ≤ s·C·1 s, so f = (1 − m·r/s) / (1 − r/s) of C. s from C, r from the rejection tier.
+ */
+function cpuBound(results: BenchResults): string {
+  const cpu = results.cpu!
+  const servedUs = 1e6 / cpu.scenario.capacity
+  const medians = results.rejection?.medians
+  const rows = [
+    ['our Express middleware', 'ours-express-held'],
+    ['attached (Express)', 'ours-express-attached-held'],
+    ['our Fastify plugin', 'ours-fastify-held'],
+    ['our Koa middleware', 'ours-koa-held'],
+  ]
+    .map(([name, system]) => [name!, medians?.[system!]?.cpuUsPerRejection] as const)
+    .filter((row): row is readonly [string, number] => row[1] !== undefined)
+  if (rows.length === 0)
+    return 'The bound below needs the rejection tier (CPU per rejection); it was not run.'
+  const bound = (m: number, r: number): string =>
+    fmt(Math.min(100, ((1 - (m * r) / servedUs) / (1 - r / servedUs)) * 100), 0)
+  return `What one core can serve at most, from the measured costs: a served request costs ${fmt(servedUs, 0)} µs here (1 s / C), a rejection what the rejection tier measured; at m × C the share of C served is at most (1 − m·r/s) / (1 − r/s). ${rows.map(([name, r]) => `${name}: r = ${fmt(r, 1)} µs, so at most ${bound(2, r)}% of C at 2× and ${bound(5, r)}% at 5×`).join('; ')}.`
+}
+
 function byMultiple(phases: CompactPhase[]): Map<number, CompactPhase[]> {
   const map = new Map<number, CompactPhase[]>()
   for (const p of phases) map.set(p.multiple, [...(map.get(p.multiple) ?? []), p])
@@ -338,11 +361,28 @@ export async function writeReport(results: BenchResults): Promise<string[]> {
       `No database: each request burns ${cpu.scenario.cpuMs} ms of CPU on the event loop, where event-loop signals are the right ones. C = ${cpu.scenario.capacity} req/s (${cpu.calibration}). ${cpu.durationMs / 1000} s per phase.`,
     )
     lines.push('')
+    lines.push(cpuBound(results))
+    lines.push('')
     for (const [multiple, phases] of byMultiple(cpu.phases)) {
       lines.push(`### ${loadHeading(multiple, cpu.scenario.capacity)}`)
       lines.push('')
       lines.push(phaseTable(phases, cpu.scenario.capacity, cpu.scenario.queryMs))
       lines.push('')
+    }
+    const mixed = cpu.mixed
+    if (mixed !== undefined && mixed.phases.length > 0) {
+      lines.push('### Mixed: CPU and a database')
+      lines.push('')
+      lines.push(
+        `Each request burns ${mixed.scenario.cpuMs} ms of CPU, then runs one query on a pool of ${mixed.scenario.poolSize} × ${mixed.scenario.queryMs} ms: both the event loop and the pool are near their limits. C = ${mixed.scenario.capacity} req/s (${mixed.calibration}).`,
+      )
+      lines.push('')
+      for (const [multiple, phases] of byMultiple(mixed.phases)) {
+        lines.push(`#### ${loadHeading(multiple, mixed.scenario.capacity)}`)
+        lines.push('')
+        lines.push(phaseTable(phases, mixed.scenario.capacity, mixed.scenario.queryMs))
+        lines.push('')
+      }
     }
   }
 

@@ -54,8 +54,11 @@ export interface ChildReport {
   readonly queueDepth: number | null
   /** Mean milliseconds a query held its connection (the nominal queryMs plus timer lateness). */
   readonly meanHoldMs: number
-  /** Every 100 ms after `go`: [ms since go, limit, in flight, queue depth, rejections since go] of our controller. */
-  readonly limitSeries: [number, number, number, number, number][]
+  /**
+   * Every 100 ms after `go`, of our controller: [ms since go, limit, in flight, queue depth, rejections
+   * since go, event-loop shed fraction, event-loop lag ms].
+   */
+  readonly limitSeries: [number, number, number, number, number, number, number][]
   /** Our controller's rejections since `go`, by reason (null: no controller). */
   readonly rejections: Record<string, number> | null
   /** Every change of our controller's limit after `go`: [ms since go, limit] (the first 4,000). */
@@ -133,7 +136,7 @@ try {
     send({ type: 'ready', port: (server.address() as AddressInfo).port })
   })
 
-  const series: [number, number, number, number, number][] = []
+  const series: [number, number, number, number, number, number, number][] = []
   const limitChanges: [number, number][] = []
   let rejectionsAtGo: Record<string, number> | null = null
   let goAt = 0
@@ -162,12 +165,19 @@ try {
           if (limitChanges.length < 4000) limitChanges.push([Math.round(performance.now() - goAt), limit])
         })
         sampler = setInterval(() => {
+          const stats = controller.stats() as {
+            rejected: number
+            eventLoopShedFraction?: number
+            eventLoopLagMs?: number
+          }
           series.push([
             Math.round(performance.now() - goAt),
             controller.limit,
             controller.inFlight,
             controller.queueDepth,
-            controller.stats().rejected - rejectedAtGo,
+            stats.rejected - rejectedAtGo,
+            Math.round((stats.eventLoopShedFraction ?? 0) * 1000) / 1000,
+            Math.round((stats.eventLoopLagMs ?? 0) * 10) / 10,
           ])
         }, 100)
       }

@@ -60,7 +60,10 @@ export interface ShortRunsResults {
 export const SHORT_RUN_SYSTEMS = ['ours-express', 'ours-fastify', 'ours-koa']
 
 /** The probes of one run, read off the limit's changes: a drop to at most ~half in one step. */
-export function findProbes(phase: Pick<PhaseResult, 'limitChanges' | 'limitSeries'>): ProbeTrace[] {
+export function findProbes(phase: {
+  readonly limitChanges: PhaseResult['limitChanges']
+  readonly limitSeries: readonly (readonly number[])[]
+}): ProbeTrace[] {
   const probes: ProbeTrace[] = []
   let previous: number | undefined
   const changes = phase.limitChanges
@@ -74,17 +77,17 @@ export function findProbes(phase: Pick<PhaseResult, 'limitChanges' | 'limitSerie
       const rejectedAt = (ms: number): number => {
         let last = 0
         for (const s of series) {
-          if (s[0] > ms) break
-          last = s[4]
+          if (s[0]! > ms) break
+          last = s[4]!
         }
         return last
       }
       const trace: ProbeTrace['trace'] = []
       let before = rejectedAt(atMs - 300)
       for (const s of series) {
-        if (s[0] < atMs - 200 || s[0] > endMs + 400) continue
-        trace.push([s[0], s[1], s[2], s[3], s[4] - before])
-        before = s[4]
+        if (s[0]! < atMs - 200 || s[0]! > endMs + 400) continue
+        trace.push([s[0]!, s[1]!, s[2]!, s[3]!, s[4]! - before])
+        before = s[4]!
       }
       probes.push({
         atMs,
