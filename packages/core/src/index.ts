@@ -60,6 +60,7 @@ export {
   type GradientLimitOptions,
   type LimitOption,
 } from './limit.js'
+export type { MapOptions } from './map.js'
 export {
   type ClusterAggregator,
   HISTOGRAM_FAMILIES,
@@ -84,3 +85,4 @@ export {
   type TokenBucketStore,
 } from './token-bucket.js'
 export { assertKnownKeys } from './validate.js'
+export type { WritableOptions } from './writable.js'
