@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url'
 import type { BenchResults, CompactPhase, MacroPhase } from './bench.js'
 import { loadChart, type Row, stepChart } from './charts.js'
 import { cov } from './stats.js'
+import { streamsSection } from './streams.js'
 import { SYSTEMS, systemByName } from './systems.js'
 
 const DOCS = fileURLToPath(new URL('../../docs/', import.meta.url))
@@ -404,6 +405,8 @@ export async function writeReport(results: BenchResults): Promise<string[]> {
     lines.push('')
   }
 
+  if (results.streams !== undefined) lines.push(...streamsSection(results.streams, HEADINGS.streams))
+
   lines.push(targetsSection(results))
 
   const md = `${lines.join('\n').trimEnd()}\n`
@@ -668,6 +671,7 @@ const HEADINGS = {
   overhead: 'Overhead below capacity',
   micro: 'Micro: the admission engine alone',
   retryStorm: 'Retry storm: what clients do to an overloaded server',
+  streams: 'Streams: a generated stream through writable and map into a slow sink',
 } as const
 /** Where the causes of our shortfall on real servers were measured and are explained. */
 const SHORTFALL_CAUSES = 'adaptive-limit.md#where-it-falls-short-and-why'
