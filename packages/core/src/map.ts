@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events'
 import type { BackpressureController, Permit } from './controller.js'
 import { InvalidOptionError } from './errors.js'
 import { PatientAdmission, priorityOption, signalOption } from './patient-admission.js'
@@ -103,6 +104,9 @@ class MapRun<T, R> {
     priority: number,
     private readonly signal: AbortSignal | undefined,
   ) {
+    // Every fn running at once gets this one signal, up to the limit of them, and each may listen to
+    // it (fetch does): more than Node's 10 is expected, not a leak.
+    setMaxListeners(0, this.abortController.signal)
     this.admission = new PatientAdmission(controller, priority, this.abortController.signal)
   }
 

@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events'
 import { Writable } from 'node:stream'
 import type { BackpressureController, Permit } from './controller.js'
 import { InvalidOptionError } from './errors.js'
@@ -62,6 +63,9 @@ class AdmittedWritable<T> extends Writable {
     highWaterMark: number,
   ) {
     super({ objectMode: true, highWaterMark, signal })
+    // Every fn running at once gets this one signal, up to the limit of them, and each may listen to
+    // it (fetch does): more than Node's 10 is expected, not a leak.
+    setMaxListeners(0, this.abortController.signal)
     this.admission = new PatientAdmission(controller, priority, this.abortController.signal)
   }
 

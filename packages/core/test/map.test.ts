@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { BackpressureError, InvalidOptionError, seededRandom } from '../src/index.js'
-import { admitNow, makeController } from './helpers.js'
+import { admitNow, captureWarnings, makeController } from './helpers.js'
 import { countingSource, manualWork, settle } from './streams-helpers.js'
 
 /** Consumes an async iterable in the background, recording results and how it ended. */
@@ -356,6 +356,30 @@ describe('controller.map', () => {
     expect(results).toEqual(['A', 'B', 'C'])
     expect(seen).toEqual([true, true, true])
     expect(priorities).toEqual([7, 7, 7])
+  })
+
+  it('hands the one signal to more than 10 fns at once without a MaxListenersExceededWarning', async () => {
+    const warnings = captureWarnings()
+    try {
+      const { controller } = makeController({ maxConcurrency: 30 })
+      const work = manualWork<number>()
+      const { box, finished } = consume(
+        controller.map([...Array(30).keys()], (item, signal) => {
+          // What fetch or a database driver does with the signal it is given.
+          signal.addEventListener('abort', () => {})
+          return work.fn(item, signal)
+        }),
+      )
+      await settle()
+      expect(work.state.running).toBe(30)
+      for (const job of [...work.pending]) job.resolve(job.item)
+      await finished
+      expect(box.results).toHaveLength(30)
+      await settle()
+      expect(warnings.mock.calls.map((call) => String(call[0]))).toEqual([])
+    } finally {
+      warnings.mockRestore()
+    }
   })
 
   it('refuses bad arguments and options at the call, naming them', () => {

@@ -6,7 +6,7 @@ import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { afterEach, describe, expect, it } from 'vitest'
 import { BackpressureError, InvalidOptionError } from '../src/index.js'
-import { admitNow, makeController } from './helpers.js'
+import { admitNow, captureWarnings, makeController } from './helpers.js'
 import { manualWork, settle } from './streams-helpers.js'
 
 /** Splits a byte stream into lines (the last one may lack its newline). */
@@ -219,6 +219,27 @@ describe('controller.writable', () => {
     expect(outcome).toBeInstanceOf(BackpressureError)
     expect((outcome as BackpressureError).reason).toBe('shutting_down')
     held.release()
+  })
+
+  it('hands the one signal to more than 10 fns at once without a MaxListenersExceededWarning', async () => {
+    const warnings = captureWarnings()
+    try {
+      const { controller } = makeController({ maxConcurrency: 30 })
+      const work = manualWork<number>()
+      const writable = controller.writable((item: number, signal) => {
+        signal.addEventListener('abort', () => {})
+        return work.fn(item, signal)
+      })
+      const done = pipeline(countedReadable(30).readable, writable)
+      for (let round = 0; round < 5; round++) await settle()
+      expect(work.state.running).toBe(30)
+      for (const job of [...work.pending]) job.resolve(job.item)
+      await done
+      await settle()
+      expect(warnings.mock.calls.map((call) => String(call[0]))).toEqual([])
+    } finally {
+      warnings.mockRestore()
+    }
   })
 
   it('refuses bad arguments and options at the call, naming them', () => {
