@@ -86,7 +86,11 @@ class AdmittedWritable<T> extends Writable {
   }
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
-    this.abortController.abort(error ?? new DOMException('The stream was destroyed', 'AbortError'))
+    // A stream that finished is destroyed too (autoDestroy), with nothing in flight or waiting: nothing
+    // to abort, and fn's signal stays unaborted, as map's does when the iteration completes.
+    if (!this.writableFinished) {
+      this.abortController.abort(error ?? new DOMException('The stream was destroyed', 'AbortError'))
+    }
     this.admission.dispose()
     void this.idle().then(() => callback(error))
   }

@@ -242,6 +242,81 @@ describe('controller.writable', () => {
     }
   })
 
+  it('destroyed while a chunk waits for its permit: the chunk never starts, no permit is taken', async () => {
+    const { controller } = makeController({ maxConcurrency: 1 })
+    const held = admitNow(controller)
+    const started: number[] = []
+    const writable = controller.writable(async (item: number) => {
+      started.push(item)
+    })
+    writable.on('error', () => {})
+    writable.write(1)
+    await settle()
+    writable.destroy()
+    await settle()
+    held.release()
+    for (let round = 0; round < 5; round++) await settle()
+    expect(started).toEqual([])
+    expect(controller.inFlight).toBe(0)
+  })
+
+  it('leaves the signal it handed fn unaborted when every chunk was written (as map does)', async () => {
+    const { controller } = makeController({ maxConcurrency: 2 })
+    const signals: AbortSignal[] = []
+    const writable = controller.writable(async (_item: number, signal) => {
+      signals.push(signal)
+    })
+    await pipeline(countedReadable(5).readable, writable)
+    await settle()
+    expect(writable.destroyed).toBe(true)
+    expect(signals).toHaveLength(5)
+    expect(signals[0]!.aborted).toBe(false)
+  })
+
+  it('never starts more than the adaptive limit while it moves, and follows it up and down', async () => {
+    const { controller, clock } = makeController({
+      maxConcurrency: {
+        algorithm: 'aimd',
+        initialLimit: 4,
+        minLimit: 2,
+        maxLimit: 40,
+        latencyTargetMs: 10,
+        updateIntervalMs: 10,
+      },
+      latencyThresholdMs: 1e9,
+    })
+    const limits: number[] = [controller.limit]
+    controller.on('limit', (event) => limits.push(event.limit))
+    // The first 2000 chunks are fast (the limit grows), the last 600 slow (it shrinks).
+    const starts: { item: number; inFlight: number; limit: number }[] = []
+    const writable = controller.writable(
+      (item: number) => {
+        starts.push({ item, inFlight: controller.inFlight, limit: controller.limit })
+        return new Promise<void>((resolve) => clock.setTimeout(resolve, item < 2000 ? 2 : 30))
+      },
+      { highWaterMark: 4 },
+    )
+    let finished = false
+    const done = pipeline(countedReadable(2600).readable, writable).then(() => {
+      finished = true
+    })
+    for (let ms = 0; !finished && ms < 20_000; ms++) {
+      await settle()
+      clock.advance(1)
+    }
+    if (!finished) throw new Error('the stream did not finish in 20 s of clock time')
+    await done
+    expect(starts).toHaveLength(2600)
+    for (const start of starts) expect(start.inFlight).toBeLessThanOrEqual(start.limit)
+    const peak = Math.max(...limits)
+    expect(peak).toBeGreaterThan(10)
+    expect(Math.min(...limits.slice(limits.indexOf(peak)))).toBeLessThan(10)
+    expect(
+      Math.max(...starts.filter((start) => start.item < 2000).map((start) => start.inFlight)),
+    ).toBeGreaterThan(10)
+    expect(Math.max(...starts.slice(-100).map((start) => start.inFlight))).toBeLessThan(10)
+  })
+
   it('refuses bad arguments and options at the call, naming them', () => {
     const { controller } = makeController({ maxConcurrency: 2 })
     const fn = async () => {}
