@@ -14,6 +14,9 @@
  *                         place of those rows only: the rest of the matrix is kept
  *   pnpm bench --only rejection --merge
  *                         rejections per second and CPU per rejection of a server held at its limit
+ *   pnpm bench --only streams --merge
+ *                         1 GiB through controller.writable() and controller.map() into a slow sink,
+ *                         3 runs: RSS start/peak/end and throughput
  *   BACKPRESSURE_BENCH_OPTIONS='{"maxConcurrency":{"tolerance":0.2}}' pnpm bench --quick
  *                         the "default options" rows with these options instead
  */
@@ -32,6 +35,7 @@ import { writeReport } from './report.js'
 import { type RetryStormResult, runRetryStorm } from './retry-storm.js'
 import { runShortRuns, type ShortRunsResults } from './short-runs.js'
 import { round } from './stats.js'
+import { runStreams, type StreamsResults } from './streams.js'
 import { FIXED_SYSTEMS, fixedOptions, SYSTEMS } from './systems.js'
 
 export interface StepRun {
@@ -137,6 +141,7 @@ export interface BenchResults {
   readonly overhead?: Awaited<ReturnType<typeof runOverhead>>
   readonly retryStorm?: RetryStormResult
   readonly shortRuns?: ShortRunsResults
+  readonly streams?: StreamsResults
 }
 
 const args = process.argv.slice(2)
@@ -585,6 +590,24 @@ if (only.has('short')) {
 if (only.has('retry')) {
   log('retry storm: 200 clients against our server at 10× its capacity, per retry strategy')
   results.retryStorm = await runRetryStorm({ quick, log })
+}
+
+if (only.has('streams')) {
+  const streamRuns = quick ? 1 : 3
+  log(
+    `streams tier: ${quick ? 256 : 1024} MiB of 64 KiB chunks through writable and map into a pool of 8 × 4 ms, ${streamRuns} run(s) each, RSS read every 100 ms`,
+  )
+  const startedAt = new Date().toISOString()
+  const loadavgStart = loadavg().map((v) => round(v, 2))
+  const streamResults = await runStreams({ quick, runs: streamRuns, log })
+  results.streams = {
+    startedAt,
+    command: results.command,
+    revision: results.revision ?? 'unknown',
+    loadavgStart,
+    loadavgEnd: loadavg().map((v) => round(v, 2)),
+    runs: streamResults,
+  }
 }
 
 results.durationS = round((performance.now() - began) / 1000)

@@ -5,6 +5,7 @@ import type { BenchResults, CompactPhase, MacroPhase } from './bench.js'
 import { loadChart, type Row, stepChart } from './charts.js'
 import { shortRunsSection } from './short-runs.js'
 import { cov } from './stats.js'
+import { streamsSection } from './streams.js'
 import { SYSTEMS, systemByName } from './systems.js'
 
 const DOCS = fileURLToPath(new URL('../../docs/', import.meta.url))
@@ -446,6 +447,8 @@ export async function writeReport(results: BenchResults): Promise<string[]> {
     lines.push('')
   }
 
+  if (results.streams !== undefined) lines.push(...streamsSection(results.streams, HEADINGS.streams))
+
   lines.push(targetsSection(results))
 
   const md = `${lines.join('\n').trimEnd()}\n`
@@ -711,6 +714,7 @@ const HEADINGS = {
   micro: 'Micro: the admission engine alone',
   retryStorm: 'Retry storm: what clients do to an overloaded server',
   shortRuns: 'A first minute: no options, many short runs',
+  streams: 'Streams: a generated stream through writable and map into a slow sink',
 } as const
 /** Where the causes of our shortfall on real servers were measured and are explained. */
 const SHORTFALL_CAUSES = 'adaptive-limit.md#where-it-falls-short-and-why'

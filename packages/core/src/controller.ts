@@ -1,3 +1,4 @@
+import type { Writable } from 'node:stream'
 import { retryAfterSeconds as clampRetryAfter } from './bounds.js'
 import { type Clock, type RandomSource, systemClock, type TimerHandle } from './clock.js'
 import {
@@ -23,6 +24,7 @@ import {
 import { type BackpressureEventName, type BackpressureListener, EventHub } from './events.js'
 import { LatencyWindow } from './latency-window.js'
 import { type ConcurrencyLimit, FixedLimit, type LimitOption, resolveLimit } from './limit.js'
+import { type MapOptions, mapWithController } from './map.js'
 import { PriorityQueue, QueueEntry } from './priority-queue.js'
 import { createNodeSampler, type ProcessSampler, ProcessSignals } from './process-signals.js'
 import { type RetryAfterOption, type RetryAfterPolicy, resolveRetryAfter } from './retry-after.js'
@@ -36,6 +38,7 @@ import {
   numberOption,
   optionalLimit,
 } from './validate.js'
+import { type WritableOptions, writableWithController } from './writable.js'
 
 export interface BackpressureOptions {
   /**
@@ -303,6 +306,8 @@ export class BackpressureController {
   private lastPressureAt = Number.NEGATIVE_INFINITY
   private activeMsTotal = 0
   private readonly onTimeoutTimer = (): void => this.expireWaiters()
+  /** Resolved at the next release or close, for map/writable waiting outside the queue; see _nextRoom. */
+  private room: { readonly promise: Promise<void>; readonly resolve: () => void } | undefined = undefined
 
   constructor(options: BackpressureOptions = {}) {
     assertObject('options', options as unknown)
@@ -516,6 +521,40 @@ export class BackpressureController {
     }
   }
 
+  /**
+   * Runs `fn` over every item of `source` under the controller, up to its limit at once (an adaptive
+   * limit is followed as it moves), and yields the results. An item is pulled only when the items
+   * pulled and not yet taken are fewer than the limit, so a slow consumer or a full controller stops
+   * the pulling; one more may wait for its permit. A rejection (queue full, timed out, shed) never
+   * drops an item: it waits for a release or a limit change and asks again. An error from `fn` or the
+   * source ends the iteration with it; work in flight is then aborted (through `fn`'s signal) and
+   * awaited, and the source's `return()` is called — as when the consumer breaks out of its loop.
+   * @example
+   * for await (const row of controller.map(ids, (id, signal) => db.load(id, { signal }), { ordered: true })) {
+   *   process(row)
+   * }
+   */
+  map<T, R>(
+    source: Iterable<T> | AsyncIterable<T>,
+    fn: (item: T, signal: AbortSignal) => R | PromiseLike<R>,
+    options?: MapOptions,
+  ): AsyncIterableIterator<R> {
+    return mapWithController(this, source, fn, options)
+  }
+
+  /**
+   * An object-mode `stream.Writable` that runs `fn` for each chunk under the controller, up to its
+   * limit at once. A write calls back as soon as its chunk has a permit and has started, so while
+   * every slot is busy the stream's buffer fills and a piped source pauses by itself. A rejection
+   * never drops a chunk (it waits for room); `final` waits for the work in flight; an error from `fn`
+   * destroys the stream with it.
+   * @example
+   * await pipeline(createReadStream(file), splitLines(), controller.writable((line) => db.insert(line)))
+   */
+  writable<T>(fn: (chunk: T, signal: AbortSignal) => unknown, options?: WritableOptions): Writable {
+    return writableWithController(this, fn, options)
+  }
+
   /** Builds a Rejection the way admission does (counted, evented, Retry-After drawn), for callers such as a circuit breaker or rate limiter that decide outside the queue. */
   rejectWith(reason: RejectionReason, priority = 0, retryAfterSeconds?: number): Rejection {
     this.requestCount++
@@ -547,6 +586,7 @@ export class BackpressureController {
     for (const waiter of this.queue.drain()) {
       this.settleWaiter(waiter, this.reject('shutting_down', waiter.priority, now))
     }
+    if (this.room !== undefined) this.openRoom()
     if (this.inFlightCount === 0) this.resolveClosed()
     return this.closedPromise
   }
@@ -605,7 +645,31 @@ export class BackpressureController {
   /** A slot came back: the next waiter gets it; a closing controller may be done. */
   private handOn(now: number): void {
     this.drain(now)
+    if (this.room !== undefined) this.openRoom()
     if (this.closed && this.inFlightCount === 0) this.resolveClosed()
+  }
+
+  /**
+   * @internal Resolves at the next release (or close): when a slot may have come free. `map` and
+   * `writable` wait on it instead of joining the queue while every slot is taken (a waiter of theirs
+   * would be shed as a standing queue and counted as pressure), and after a rejection, instead of
+   * sleeping a fixed time. One promise is shared by every caller until it resolves.
+   */
+  _nextRoom(): Promise<void> {
+    if (this.room === undefined) {
+      let resolve: () => void = noop
+      const promise = new Promise<void>((settle) => {
+        resolve = settle
+      })
+      this.room = { promise, resolve }
+    }
+    return this.room.promise
+  }
+
+  private openRoom(): void {
+    const room = this.room!
+    this.room = undefined
+    room.resolve()
   }
 
   /**

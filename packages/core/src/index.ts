@@ -61,6 +61,7 @@ export {
   type GradientLimitOptions,
   type LimitOption,
 } from './limit.js'
+export type { MapOptions } from './map.js'
 export {
   type ClusterAggregator,
   HISTOGRAM_FAMILIES,
@@ -85,3 +86,4 @@ export {
   type TokenBucketStore,
 } from './token-bucket.js'
 export { assertKnownKeys } from './validate.js'
+export type { WritableOptions } from './writable.js'

@@ -1,3 +1,4 @@
+import type { Writable } from 'node:stream'
 import { describe, expectTypeOf, it } from 'vitest'
 import type {
   BackpressureController,
@@ -6,10 +7,12 @@ import type {
   BackpressureOptions,
   BackpressureStats,
   HttpBackpressureOptions,
+  MapOptions,
   Permit,
   REJECTION_REASONS,
   Rejection,
   RejectionReason,
+  WritableOptions,
 } from '../src/index.js'
 
 // Compile-time checks of the public API: these fail `pnpm typecheck` (and vitest's typecheck) when a
@@ -23,6 +26,18 @@ describe('public types', () => {
     expectTypeOf<BackpressureController['tryAcquire']>().returns.toEqualTypeOf<Permit | Rejection>()
     expectTypeOf<BackpressureController['submit']>().toBeFunction()
     expectTypeOf<ReturnType<BackpressureController['stats']>>().toEqualTypeOf<BackpressureStats>()
+  })
+
+  it('map yields what fn resolves to; writable is an object-mode stream.Writable', () => {
+    const controller = {} as BackpressureController
+    const mapped = () =>
+      controller.map([1, 2], async (item: number, signal: AbortSignal) => `${item}${signal.aborted}`)
+    expectTypeOf(mapped).returns.toEqualTypeOf<AsyncIterableIterator<string>>()
+    const plain = () => controller.map(new Set(['a']), (item) => item.length, { ordered: true, priority: 1 })
+    expectTypeOf(plain).returns.toEqualTypeOf<AsyncIterableIterator<number>>()
+    expectTypeOf<ReturnType<BackpressureController['writable']>>().toEqualTypeOf<Writable>()
+    expectTypeOf<{ ordered: 'yes' }>().not.toExtend<MapOptions>()
+    expectTypeOf<{ highWaterMark: 4; priority: 2; signal: AbortSignal }>().toExtend<WritableOptions>()
   })
 
   it('reasons are a closed union shared by errors, rejections, stats and events', () => {
