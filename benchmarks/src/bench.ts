@@ -60,6 +60,8 @@ export type CompactPhase = Omit<PhaseResult, 'rssSeries' | 'limitSeries' | 'load
   inFlightBelowPoolPct?: number | null
   /** Per second of the load: the lowest and highest limit, and the fewest permits held, of its 100 ms samples. */
   limitBySecond?: [number, number, number][]
+  /** When our event-loop shedder shed anything: every 100 ms, [ms, share of arrivals shed, lag ms]. */
+  shedSeries?: [number, number, number][]
 }
 
 /** The clients-leave tier: ours under a fixed limit at 10×, clients timing out at their deadline, several runs. */
@@ -249,6 +251,9 @@ function compact(phase: PhaseResult, poolSize: number): CompactPhase {
     inFlightBelowPoolPct:
       limitSeries.length === 0 || poolSize === 0 ? null : round((below / limitSeries.length) * 100, 1),
     limitBySecond: bySecond(limitSeries),
+    ...(limitSeries.some((x) => x[5] > 0)
+      ? { shedSeries: limitSeries.map((x): [number, number, number] => [x[0], x[5], x[6]]) }
+      : {}),
   }
 }
 

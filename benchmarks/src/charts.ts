@@ -142,3 +142,27 @@ export function stepChart(options: {
     })),
   } as vl.TopLevelSpec)
 }
+
+/**
+ * The event-loop shedder over a run: the share of arrivals it turned away (top) and the loop's lag
+ * (bottom), every 100 ms, one line per system and load, sharing one legend.
+ */
+export function shedChart(options: { title: string; rows: Row[] }): Promise<string> {
+  const domain = seriesOf(options.rows, 'series')
+  const panel = (field: string, title: string) => ({
+    width: 560,
+    height: 200,
+    mark: { type: 'line', strokeWidth: 1.5 },
+    encoding: {
+      x: { field: 'second', type: 'quantitative', title: 'second of the run' },
+      y: { field, type: 'quantitative', title, scale: { zero: true } },
+      color: colour('series', domain),
+    },
+  })
+  return render({
+    ...base,
+    title: options.title,
+    data: { values: options.rows },
+    vconcat: [panel('fraction', 'share of arrivals shed'), panel('lag', 'event-loop lag (ms)')],
+  } as vl.TopLevelSpec)
+}

@@ -2,7 +2,7 @@
 import { writeFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import type { BenchResults, CompactPhase, MacroPhase } from './bench.js'
-import { loadChart, type Row, stepChart } from './charts.js'
+import { loadChart, type Row, shedChart, stepChart } from './charts.js'
 import { shortRunsSection } from './short-runs.js'
 import { cov } from './stats.js'
 import { streamsSection } from './streams.js'
@@ -364,6 +364,21 @@ export async function writeReport(results: BenchResults): Promise<string[]> {
     lines.push('')
     lines.push(cpuBound(results))
     lines.push('')
+    const shedRows: Row[] = []
+    for (const p of cpu.phases) {
+      if (p.shedSeries === undefined || ((p as MacroPhase).run ?? 1) !== 1 || p.multiple < 2) continue
+      for (const [ms, fraction, lag] of p.shedSeries) {
+        shedRows.push({ series: `${label(p.system)}, ${p.multiple}×`, second: ms / 1000, fraction, lag })
+      }
+    }
+    if (shedRows.length > 0) {
+      const file = await chart(
+        'shed-fraction',
+        shedChart({ title: 'Event-loop shedding over a CPU-bound run (run 1)', rows: shedRows }),
+      )
+      lines.push(`![The event-loop shedder's fraction and the loop's lag over a run](${file})`)
+      lines.push('')
+    }
     for (const [multiple, phases] of byMultiple(cpu.phases)) {
       lines.push(`### ${loadHeading(multiple, cpu.scenario.capacity)}`)
       lines.push('')

@@ -200,6 +200,22 @@ export function shortRunsSection(r: ShortRunsResults, heading: string): string {
     }
   }
   out.push('')
+  const verdicts: string[] = []
+  for (const system of r.systems) {
+    const over = r.runs.filter((x) => x.system === system && x.multiple > 1)
+    const under = r.runs.filter((x) => x.system === system && x.multiple <= 1)
+    const worst = over.length === 0 ? undefined : Math.min(...over.map((x) => x.goodputPct))
+    const p99 = over.length === 0 ? undefined : Math.max(...over.map((x) => x.p99Ms))
+    const falseRejections = under.reduce((a, x) => a + x.status503, 0)
+    const met = worst !== undefined && worst >= 99 && p99 !== undefined && p99 <= 60 && falseRejections === 0
+    verdicts.push(
+      `${system}: worst overloaded run ${worst === undefined ? '–' : pct(worst)}% of C, worst p99 ${p99 === undefined ? '–' : p99.toFixed(0)} ms, ${falseRejections} rejections at or below C — ${met ? 'met' : '**missed**'}`,
+    )
+  }
+  out.push(
+    `Target: every run at 2× and 5× at ≥ 99% of C with p99 ≤ 60 ms, and 0 rejections at 0.9× and 1×. ${verdicts.join('; ')}.`,
+  )
+  out.push('')
   out.push(
     "The probes of the worst run of each overloaded row: when the limit dropped to re-measure its baseline (ms after the load began), from and to what, for how long, and 100 ms by 100 ms around it the limit, the permits in flight, the queue and the rejections in those 100 ms (at 2× about 40 of every 100 ms are shed whatever happens; more than that is the probe's cost). The per-second line is the run's goodput each second.",
   )
