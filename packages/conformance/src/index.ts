@@ -377,15 +377,18 @@ export function runConformanceSuite(withShedding: AdapterHarness): void {
         expect(statuses.get(503) ?? 0).toBeGreaterThan(0)
         expect([...reasons]).toContain('event_loop_delay')
         expect(server.controller.stats().rejections.event_loop_delay).toBeGreaterThan(0)
-        // Once the load is gone the fraction falls back to 0 and requests are served again.
+        // Once the load is gone the fraction falls back to 0 and nothing more is shed for the loop (the
+        // seconds-long waits of the overload may still shed some for latency, by design).
         await until(
           () => server.controller.stats().eventLoopShedFraction === 0,
           'shed fraction back to 0',
           5000,
         )
+        const shedForLoop = server.controller.stats().rejections.event_loop_delay
         statuses.clear()
         for (let i = 0; i < 5; i++) await get('/cpu')
-        expect([...statuses]).toEqual([[200, 5]])
+        expect(statuses.get(200) ?? 0).toBeGreaterThan(0)
+        expect(server.controller.stats().rejections.event_loop_delay).toBe(shedForLoop)
         agent.destroy()
       })
     })

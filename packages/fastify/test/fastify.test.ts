@@ -320,7 +320,8 @@ describe('@backpressure/fastify app.close()', () => {
     const app = Fastify()
     apps.push(app)
     const held = gate()
-    await app.register(backpressure, { maxConcurrency: 1 })
+    // Event-loop shedding off: on a starved test machine it could answer the queued requests first.
+    await app.register(backpressure, { maxConcurrency: 1, eventLoopShedding: false })
     app.get('/hold', async () => {
       await held.promise
       return 'held'
