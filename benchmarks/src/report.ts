@@ -3,6 +3,7 @@ import { writeFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import type { BenchResults, CompactPhase, MacroPhase } from './bench.js'
 import { loadChart, type Row, stepChart } from './charts.js'
+import { fleetSimSection } from './fleet-report.js'
 import { cov } from './stats.js'
 import { SYSTEMS, systemByName } from './systems.js'
 
@@ -403,6 +404,8 @@ export async function writeReport(results: BenchResults): Promise<string[]> {
     }
     lines.push('')
   }
+
+  if (results.fleetSim !== undefined) lines.push(fleetSimSection(results.fleetSim))
 
   lines.push(targetsSection(results))
 
