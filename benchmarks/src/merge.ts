@@ -15,6 +15,7 @@ export const TIERS = [
   'overhead',
   'retry',
   'fleet-sim',
+  'fleet',
 ] as const
 export type Tier = (typeof TIERS)[number]
 
@@ -29,6 +30,7 @@ const TIER_KEYS: Record<Tier, keyof BenchResults> = {
   overhead: 'overhead',
   retry: 'retryStorm',
   'fleet-sim': 'fleetSim',
+  fleet: 'fleet',
 }
 
 export function mergeTiers(
