@@ -42,7 +42,7 @@ export function fleetSection(fleet: FleetResults): string {
   )
   out.push('')
   out.push(
-    '| HAProxy set-up | load | goodput, % of summed capacity (each run) | slow instance: traffic / served (each run) | p99 (ms, each run) | 503 / timeouts (each run) |',
+    "| instances' limit | HAProxy set-up | load | goodput, % of summed capacity (each run) | slow instance: traffic / served (each run) | p99 (ms, each run) | 503 / timeouts (each run) |",
   )
   out.push('|---|---|---:|---|---|---|---|')
   const variants = [...new Set(fleet.phases.map((p) => p.variant))]
