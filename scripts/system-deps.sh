@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # System tools the tests use as real components: Prometheus (promtool and the server) to validate and
-# scrape /metrics, Redis for the shared rate-limit store, and Chromium (headless) to open the benchmark
-# report's SVG charts as a reader's browser would. Installed from Debian when missing.
+# scrape /metrics, Redis for the shared rate-limit store (single and cluster), HAProxy in front of a
+# fleet of instances, and Chromium (headless) to open the benchmark report's SVG charts as a reader's
+# browser would. Installed from Debian when missing.
 set -euo pipefail
 
 missing=()
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v haproxy >/dev/null 2>&1 || missing+=(haproxy)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" != 0 ] && ! command -v sudo >/dev/null 2>&1; then

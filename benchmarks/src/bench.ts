@@ -25,6 +25,8 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { cpus, loadavg } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import autocannon from 'autocannon'
+import { type FleetResults, runFleet } from './fleet.js'
+import { type FleetSimResults, runFleetSim } from './fleet-sim.js'
 import { ioScenario, type PhaseResult, runPhase, type Scenario, stepSummary } from './macro.js'
 import { mergeTiers, TIERS } from './merge.js'
 import { runMicro } from './micro.js'
@@ -144,6 +146,8 @@ export interface BenchResults {
   readonly retryStorm?: RetryStormResult
   readonly shortRuns?: ShortRunsResults
   readonly streams?: StreamsResults
+  readonly fleetSim?: FleetSimResults
+  readonly fleet?: FleetResults
 }
 
 const args = process.argv.slice(2)
@@ -613,6 +617,21 @@ if (only.has('streams')) {
     loadavgEnd: loadavg().map((v) => round(v, 2)),
     runs: streamResults,
   }
+}
+
+if (only.has('fleet-sim')) {
+  log('fleet simulation: N instances with their own limits in front of one shared pool (manual clock)')
+  results.fleetSim = await runFleetSim({ quick, log })
+}
+
+if (only.has('fleet')) {
+  log('fleet tier: three instances (one with half the pool) behind a real HAProxy, per HAProxy set-up')
+  results.fleet = await runFleet({
+    runs: quick ? 1 : 3,
+    durationMs: quick ? 5000 : 8000,
+    command: results.command,
+    log,
+  })
 }
 
 results.durationS = round((performance.now() - began) / 1000)

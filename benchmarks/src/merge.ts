@@ -16,6 +16,8 @@ export const TIERS = [
   'retry',
   'short',
   'streams',
+  'fleet-sim',
+  'fleet',
 ] as const
 export type Tier = (typeof TIERS)[number]
 
@@ -31,6 +33,8 @@ const TIER_KEYS: Record<Tier, keyof BenchResults> = {
   retry: 'retryStorm',
   short: 'shortRuns',
   streams: 'streams',
+  'fleet-sim': 'fleetSim',
+  fleet: 'fleet',
 }
 
 export function mergeTiers(

@@ -3,6 +3,7 @@ import { writeFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import type { BenchResults, CompactPhase, MacroPhase } from './bench.js'
 import { loadChart, type Row, shedChart, stepChart } from './charts.js'
+import { FLEET_HEADING, fleetSection, fleetSimSection, fleetTarget } from './fleet-report.js'
 import { shortRunsSection } from './short-runs.js'
 import { cov } from './stats.js'
 import { streamsSection } from './streams.js'
@@ -463,6 +464,8 @@ export async function writeReport(results: BenchResults): Promise<string[]> {
   }
 
   if (results.streams !== undefined) lines.push(...streamsSection(results.streams, HEADINGS.streams))
+  if (results.fleetSim !== undefined) lines.push(fleetSimSection(results.fleetSim))
+  if (results.fleet !== undefined) lines.push(fleetSection(results.fleet))
 
   lines.push(targetsSection(results))
 
@@ -1089,6 +1092,16 @@ function targetsSection(results: BenchResults): string {
     strategies.length === 0
       ? '–'
       : `immediate retry ${amplification('immediate')}; the reference design's client ${amplification('reference design')}`,
+    '–',
+  )
+  const fleet = fleetTarget(results.fleet)
+  row(
+    'fleet of 3 behind HAProxy, one slower (agent feedback)',
+    '≥ 95% of the summed capacity',
+    fleet.met === undefined ? undefined : { met: fleet.met, why: anchor(FLEET_HEADING) },
+    fleet.ours,
+    fleet.tuned,
+    '–',
     '–',
   )
   out.push('')

@@ -884,6 +884,16 @@ export function runConformanceSuite(withShedding: AdapterHarness): void {
   })
 }
 
+export {
+  freePort,
+  globalSection,
+  HAPROXY_SKIP_MESSAGE,
+  type Haproxy,
+  type HaproxyServerStat,
+  haproxyAvailable,
+  readAgentLine,
+  startHaproxy,
+} from './haproxy.js'
 export { runMetricsConformance } from './metrics-conformance.js'
 export { runPermitSuite } from './permit.js'
 export { type RouteMatchingHarness, type RouterRoute, runRouteMatchingSuite } from './route-matching.js'

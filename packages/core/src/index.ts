@@ -1,3 +1,4 @@
+export { AgentCheck, type AgentCheckOptions, listenAgentCheck } from './agent-check.js'
 export {
   CircuitBreaker,
   type CircuitBreakerOptions,

@@ -18,9 +18,12 @@ export type {
 } from '@backpressure/core'
 // What users build options from, so one import is enough.
 export {
+  type AgentCheck,
+  type AgentCheckOptions,
   BackpressureController,
   BackpressureError,
   CircuitBreaker,
+  listenAgentCheck,
   TokenBucketLimiter,
 } from '@backpressure/core'
 

@@ -21,7 +21,14 @@ import type {
 import fp from 'fastify-plugin'
 
 // What users build options from, so one import is enough.
-export { BackpressureError, CircuitBreaker, TokenBucketLimiter } from '@backpressure/core'
+export {
+  type AgentCheck,
+  type AgentCheckOptions,
+  BackpressureError,
+  CircuitBreaker,
+  listenAgentCheck,
+  TokenBucketLimiter,
+} from '@backpressure/core'
 
 /** A route's own setting: `config: { backpressure: { priority: 10 } }`. */
 export interface BackpressureRouteConfig {

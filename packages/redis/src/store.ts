@@ -97,6 +97,12 @@ export class RedisTokenBucketStore implements TokenBucketStore<Promise<TokenBuck
   readonly ttl: number | undefined
   readonly time: RedisTimeSource
   readonly onError: RedisErrorPolicy
+  /**
+   * True with a `Cluster` client: each key is written `prefix{key}`, a hash tag, so a bucket's slot is
+   * chosen by the caller's key alone (spreading buckets over the shards whatever the prefix, as long as
+   * the prefix has no braces of its own) and whatever a script touches for one bucket is on one slot.
+   */
+  readonly hashTagged: boolean
   private readonly reportError: ((error: unknown, key: string) => void) | undefined
   private readonly command: TakeCommand
   private readonly minTtlArg: string
@@ -143,6 +149,7 @@ export class RedisTokenBucketStore implements TokenBucketStore<Promise<TokenBuck
     this.onError = onError
     this.reportError = reportError
     this.minTtlArg = String(ttl ?? 0)
+    this.hashTagged = (client as Cluster).isCluster === true
     // defineCommand hashes the script once and sends EVALSHA, or EVAL on a connection that has not
     // seen it yet (and again after NOSCRIPT, when Redis restarted or flushed its script cache).
     this.client.defineCommand(COMMAND, { numberOfKeys: 1, lua: TAKE_SCRIPT })
@@ -155,7 +162,7 @@ export class RedisTokenBucketStore implements TokenBucketStore<Promise<TokenBuck
     const { capacity, refillPerSecond } = policy
     const perMs = refillPerSecond / 1000
     return this.command(
-      this.prefix + key,
+      this.hashTagged ? `${this.prefix}{${key}}` : this.prefix + key,
       capacity,
       perMs,
       cost,

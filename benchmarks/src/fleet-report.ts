@@ -1,0 +1,88 @@
+/**
+ * The fleet tiers' sections of the report: the simulation (many instances, one shared pool) and the
+ * three real instances behind a real HAProxy.
+ */
+import type { FleetResults } from './fleet.js'
+import type { FleetSimResults } from './fleet-sim.js'
+
+export const FLEET_SIM_HEADING = 'Fleet simulation: per-instance limits sharing one pool'
+
+const pct = (v: number): string => `${(v * 100).toFixed(1)}%`
+
+export function fleetSimSection(sim: FleetSimResults): string {
+  const out: string[] = []
+  out.push(`## ${FLEET_SIM_HEADING}`)
+  out.push('')
+  out.push(
+    `N instances, each with its own controller, behind a round-robin balancer, in front of one shared simulated pool of P = 4N connections (${sim.serviceMs} ms per query, ±20%; queries wait for a connection in FIFO), on a manual clock: deterministic, no real time. Goodput is 2xx within ${sim.deadlineMs} ms as a share of the pool's capacity in force; Σ limits is the mean of the instances' limits summed, over P; Jain's index is over the instances' goodput (1 = equal shares); the pool's queue is how many queries wait for a connection. Targets: Σ limits near P, goodput ≥ 99%, Jain ≥ 0.9, joining or leaving does not queue the pool. "aimd 15 ms" is AIMD on a 15 ms latency target, for reference. Measured ${sim.startedAt.slice(0, 10)} in ${sim.durationS} s.`,
+  )
+  out.push('')
+  out.push(
+    '| limit | scenario | N | P | load | window | goodput | Σ limits / P (max) | in flight / P | Jain | pool queue mean (max) | longest pool wait |',
+  )
+  out.push('|---|---|---:|---:|---:|---|---:|---|---:|---:|---|---:|')
+  for (const r of sim.rows) {
+    const f = r.figures
+    out.push(
+      `| ${r.limit} | ${r.scenario} | ${r.instances} | ${r.connections} | ${r.multiple}× | ${r.window} | ${pct(f.goodput)} | ${f.sumLimitsOverP.toFixed(2)} (${f.sumLimitsMax}) | ${f.inFlightOverP.toFixed(2)} | ${f.jain.toFixed(3)} | ${f.poolQueueMean.toFixed(1)} (${f.poolQueueMax}) | ${f.poolWaitMaxMs.toFixed(0)} ms |`,
+    )
+  }
+  out.push('')
+  return out.join('\n')
+}
+
+export const FLEET_HEADING = 'Fleet behind HAProxy: three instances, one slower'
+
+export function fleetSection(fleet: FleetResults): string {
+  const out: string[] = []
+  out.push(`## ${FLEET_HEADING}`)
+  out.push('')
+  out.push(
+    `Three real instances (Express with \`backpressure()\` given no options, or a fixed limit of the instance's pool size; each its own process with its own simulated pool of ${fleet.pools.join(', ')} connections × ${fleet.queryMs} ms: ${fleet.capacity} req/s summed, the last one half the others) behind a real HAProxy (${fleet.haproxy}), open-loop load through HAProxy at multiples of the summed capacity, ${fleet.deadlineMs} ms client deadline, ${fleet.durationMs / 1000} s per phase, the first ${fleet.warmupS} s left out of goodput. Each phase starts fresh instances and a fresh HAProxy; ${fleet.runs} runs, interleaved, every run listed. "Slow instance" is its share of the requests that reached an instance (retries included) and of those served. Measured ${fleet.startedAt.slice(0, 16).replace('T', ' ')} UTC, load average ${fleet.loadavgStart.join(' / ')} at the start and ${fleet.loadavgEnd.join(' / ')} at the end: \`${fleet.command}\`.`,
+  )
+  out.push('')
+  out.push(
+    "| instances' limit | HAProxy set-up | load | goodput, % of summed capacity (each run) | slow instance: traffic / served (each run) | p99 (ms, each run) | 503 / timeouts (each run) |",
+  )
+  out.push('|---|---|---:|---|---|---|---|')
+  const variants = [...new Set(fleet.phases.map((p) => p.variant))]
+  const multiples = [...new Set(fleet.phases.map((p) => p.multiple))]
+  const limits = [...new Set(fleet.phases.map((p) => p.limit))]
+  for (const limit of limits)
+    for (const multiple of multiples) {
+      for (const variant of variants) {
+        const runs = fleet.phases.filter(
+          (p) => p.limit === limit && p.variant === variant && p.multiple === multiple,
+        )
+        if (runs.length === 0) continue
+        out.push(
+          `| ${limit === 'fixed' ? "fixed: the pool's size, queue 2× that" : 'default (no options)'} | ${variant} | ${multiple}× | ${runs.map((r) => `${r.goodputPct}%`).join(', ')} | ${runs.map((r) => `${r.slowTrafficPct}% / ${r.slowServedPct}%`).join(', ')} | ${runs.map((r) => r.p99Ms).join(', ')} | ${runs.map((r) => `${r.shed} / ${r.timeouts}`).join(', ')} |`,
+        )
+      }
+    }
+  out.push('')
+  return out.join('\n')
+}
+
+/** The targets-table row: goodput with agent feedback, every run and load, per instances' limit. */
+export function fleetTarget(fleet: FleetResults | undefined): {
+  met: boolean | undefined
+  ours: string
+  tuned: string
+} {
+  const agent = (fleet?.phases ?? []).filter((p) => p.variant === 'agent feedback')
+  if (agent.length === 0) return { met: undefined, ours: 'not run', tuned: '' }
+  const multiples = [...new Set(agent.map((p) => p.multiple))]
+  const cell = (limit: string): string =>
+    multiples
+      .map((m) => {
+        const runs = agent.filter((p) => p.limit === limit && p.multiple === m)
+        return `${m}× ${runs.map((p) => `${p.goodputPct}%`).join(', ')}`
+      })
+      .join('; ')
+  return {
+    met: agent.filter((p) => p.limit === 'default').every((p) => p.goodputPct >= 95),
+    ours: cell('default'),
+    tuned: cell('fixed'),
+  }
+}
