@@ -791,6 +791,7 @@ export function runConformanceSuite(harness: AdapterHarness): void {
   })
 }
 
+export { runCallChainSuite } from './call-chain.js'
 export { runMetricsConformance } from './metrics-conformance.js'
 export { runPermitSuite } from './permit.js'
 export { type RouteMatchingHarness, type RouterRoute, runRouteMatchingSuite } from './route-matching.js'
