@@ -225,15 +225,14 @@ export class OriginLimit {
     this.minRttMs = Math.min(this.windowMinRttMs, this.previousWindowMinRttMs)
     this.smoothedRttMs =
       this.smoothedRttMs === 0 ? rttMs : this.smoothedRttMs + RTT_SMOOTHING * (rttMs - this.smoothedRttMs)
+    // Only a caller that uses at least half its limit learns from round trips (Netflix's "app-limited"
+    // check): an idle caller proves nothing about a larger limit, and round trips that grow while it
+    // sends little are not its own requests queueing (a busy machine, a slow query); shrinking then
+    // would hold back a caller well under the origin's capacity.
+    if (this.inFlight + 1 < this.limit / 2) return
     const queued = this.limit * (1 - this.minRttMs / Math.max(rttMs, this.minRttMs))
-    if (queued < ALPHA) {
-      // Grow only when the limit is what holds the caller back; an idle caller proves nothing about
-      // a larger one (Netflix's "app-limited" check).
-      if (this.inFlight + 1 >= this.limit / 2)
-        this.limit = Math.min(owner.maxLimit, this.limit + 1 / this.limit)
-    } else if (queued > BETA) {
-      this.limit = Math.max(owner.minLimit, this.limit - 1 / this.limit)
-    }
+    if (queued < ALPHA) this.limit = Math.min(owner.maxLimit, this.limit + 1 / this.limit)
+    else if (queued > BETA) this.limit = Math.max(owner.minLimit, this.limit - 1 / this.limit)
   }
 
   drop(now: number, owner: ConcurrencyLimit): void {

@@ -177,6 +177,15 @@ describe('ConcurrencyLimit: adapting', () => {
     expect(limit.limit(origin)).toBeGreaterThan(shrunk)
   })
 
+  it('does not shrink for slow round trips while the caller uses under half its limit', async () => {
+    const { clock, limit, server, client } = setup({ initialLimit: 20 })
+    await roundTrip(clock, server, client, 5, 10)
+    // Five requests at a time, each 60 ms: the origin (or the machine) is slow, not queueing ours.
+    for (let i = 0; i < 40; i++) await roundTrip(clock, server, client, 5, 60)
+    expect(limit.limit(origin)).toBe(20)
+    expect(limit.held).toBe(0)
+  })
+
   it('counts a timeout as a drop, and a caller’s abort as nothing', async () => {
     const { clock, limit, server } = setup({ initialLimit: 10 })
     const timed = createFetch({
