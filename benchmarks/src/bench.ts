@@ -22,6 +22,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { cpus, loadavg } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import autocannon from 'autocannon'
+import { type CallChainResult, runCallChain } from './call-chain.js'
 import { ioScenario, type PhaseResult, runPhase, type Scenario, stepSummary } from './macro.js'
 import { mergeTiers, TIERS } from './merge.js'
 import { runMicro } from './micro.js'
@@ -129,6 +130,7 @@ export interface BenchResults {
   readonly rejection?: RejectionResults
   readonly overhead?: Awaited<ReturnType<typeof runOverhead>>
   readonly retryStorm?: RetryStormResult
+  readonly callChain?: CallChainResult & { startedAt: string; loadavgStart: number[]; loadavgEnd: number[] }
 }
 
 const args = process.argv.slice(2)
@@ -512,6 +514,21 @@ if (only.has('overhead')) {
 if (only.has('retry')) {
   log('retry storm: 200 clients against our server at 10× its capacity, per retry strategy')
   results.retryStorm = await runRetryStorm({ quick, log })
+}
+
+if (only.has('chain')) {
+  // Three runs unless --runs says otherwise: the targets are read per run, and all runs are reported.
+  const chainRuns = flag('--runs') === undefined ? (quick ? 1 : 3) : runs
+  log(`call-chain tier: our client's defaults in front of our servers, ${chainRuns} runs`)
+  const startedAt = new Date().toISOString()
+  const loadavgStart = loadavg().map((v) => round(v, 2))
+  const chainResult = await runCallChain({ runs: chainRuns, durationMs: quick ? 2000 : 5000, log })
+  results.callChain = {
+    ...chainResult,
+    startedAt,
+    loadavgStart,
+    loadavgEnd: loadavg().map((v) => round(v, 2)),
+  }
 }
 
 results.durationS = round((performance.now() - began) / 1000)

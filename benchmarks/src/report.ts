@@ -2,6 +2,7 @@
 import { writeFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import type { BenchResults, CompactPhase, MacroPhase } from './bench.js'
+import { CALL_CHAIN_HEADING, callChainSection, callChainTargets } from './call-chain-report.js'
 import { loadChart, type Row, stepChart } from './charts.js'
 import { cov } from './stats.js'
 import { SYSTEMS, systemByName } from './systems.js'
@@ -404,6 +405,8 @@ export async function writeReport(results: BenchResults): Promise<string[]> {
     lines.push('')
   }
 
+  if (results.callChain !== undefined) lines.push(callChainSection(results.callChain))
+
   lines.push(targetsSection(results))
 
   const md = `${lines.join('\n').trimEnd()}\n`
@@ -668,6 +671,7 @@ const HEADINGS = {
   overhead: 'Overhead below capacity',
   micro: 'Micro: the admission engine alone',
   retryStorm: 'Retry storm: what clients do to an overloaded server',
+  callChain: CALL_CHAIN_HEADING,
 } as const
 /** Where the causes of our shortfall on real servers were measured and are explained. */
 const SHORTFALL_CAUSES = 'adaptive-limit.md#where-it-falls-short-and-why'
@@ -1029,6 +1033,9 @@ function targetsSection(results: BenchResults): string {
       : `immediate retry ${amplification('immediate')}; the reference design's client ${amplification('reference design')}`,
     '–',
   )
+  for (const t of callChainTargets(results.callChain)) {
+    row(t.figure, t.target, verdict(t.passes, anchor(HEADINGS.callChain)), t.ours, '', '–', '–')
+  }
   out.push('')
   return out.join('\n')
 }
