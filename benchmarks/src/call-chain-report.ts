@@ -6,10 +6,18 @@ export const CALL_CHAIN_HEADING = 'Call chains: our client in front of our serve
 const cell = (values: number[], digits = 0): string =>
   values.map((v) => (Number.isFinite(v) ? v.toFixed(digits) : '–')).join(' / ')
 
-export function callChainSection(r: CallChainResult): string {
+export function callChainSection(
+  r: CallChainResult & { startedAt?: string; loadavgStart?: number[]; loadavgEnd?: number[] },
+): string {
   const out: string[] = []
   out.push(`## ${CALL_CHAIN_HEADING}`)
   out.push('')
+  if (r.startedAt !== undefined) {
+    out.push(
+      `Measured ${r.startedAt.slice(0, 16).replace('T', ' ')} UTC, load average ${r.loadavgStart?.join(' ')} at the start and ${r.loadavgEnd?.join(' ')} at the end, on two cores shared with other work. In a single 1× phase instrumented just before (load average 6–7), round trips to C took 17–135 ms instead of the pool's 10 ms and C served about 260 req/s of the 400 offered: the client limit held what C could not take in time. Goodput, p99 and the 1× held/refused counts here are the machine's as much as the client's; the 10× client-limit-off rows are the callers' own collapse (every request on the wire, thousands of sockets), not the server's 503 ratio.`,
+    )
+    out.push('')
+  }
   out.push(
     `${r.callers} in-process callers, each its own \`createFetch({ timeoutMs: ${r.deadlineMs} })\` (defaults but the deadline), open loop, ${r.durationMs / 1000} s per phase, ${r.runs} run${r.runs === 1 ? '' : 's'} (values per run, separated by /). The server is Express with \`backpressure()\` and no options over the simulated pool (C = ${r.capacity} req/s). "Client limit off" is \`concurrencyLimit: false\`: today's client. Server-side 503s and served requests are counted on the wire, by the callers' fetch.`,
   )
