@@ -7,6 +7,7 @@ import {
   InvalidOptionError,
   RetryBudget,
   RetryError,
+  ThrottledError,
 } from '../src/index.js'
 import { flush, ManualClock, type RecordedCall, rejection, scriptedFetch, settle, status } from './helpers.js'
 
@@ -313,6 +314,33 @@ describe('createFetch: a 503 already retried below', () => {
     const error = await rejection(clock, client(url))
     expect(RetryError.is(error) && error.reason).toBe('retried_below')
     expect(server.calls).toHaveLength(2)
+  })
+})
+
+describe('errors a server of ours answers 503 downstream_overloaded', () => {
+  it('carry the brand core reads (no dependency between the packages)', () => {
+    const brand = Symbol.for('backpressure.downstream-overloaded')
+    const errors = [
+      new RetryError({
+        reason: 'deadline',
+        attempts: 1,
+        totalDelayMs: 0,
+        lastStatus: 503,
+        retryAfterMs: 1000,
+        cause: undefined,
+      }),
+      new ClientLimitError('queue_timeout', origin, 1),
+      new ThrottledError(0.5),
+    ]
+    expect(errors.map((error) => (error as unknown as Record<symbol, unknown>)[brand])).toEqual([
+      true,
+      true,
+      true,
+    ])
+    expect(ClientLimitError.is(errors[1])).toBe(true)
+    expect(ClientLimitError.is(errors[0])).toBe(false)
+    // Refusals are many a second under overload: no stack trace is captured for them.
+    expect(errors[1]!.stack?.split('\n').length).toBe(1)
   })
 })
 
