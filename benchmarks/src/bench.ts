@@ -25,6 +25,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { cpus, loadavg } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import autocannon from 'autocannon'
+import { type CallChainResult, runCallChain } from './call-chain.js'
 import { type FleetResults, runFleet } from './fleet.js'
 import { type FleetSimResults, runFleetSim } from './fleet-sim.js'
 import { ioScenario, type PhaseResult, runPhase, type Scenario, stepSummary } from './macro.js'
@@ -148,6 +149,7 @@ export interface BenchResults {
   readonly streams?: StreamsResults
   readonly fleetSim?: FleetSimResults
   readonly fleet?: FleetResults
+  readonly callChain?: CallChainResult & { startedAt: string; loadavgStart: number[]; loadavgEnd: number[] }
 }
 
 const args = process.argv.slice(2)
@@ -632,6 +634,21 @@ if (only.has('fleet')) {
     command: results.command,
     log,
   })
+}
+
+if (only.has('chain')) {
+  // Three runs unless --runs says otherwise: the targets are read per run, and all runs are reported.
+  const chainRuns = flag('--runs') === undefined ? (quick ? 1 : 3) : runs
+  log(`call-chain tier: our client's defaults in front of our servers, ${chainRuns} runs`)
+  const startedAt = new Date().toISOString()
+  const loadavgStart = loadavg().map((v) => round(v, 2))
+  const chainResult = await runCallChain({ runs: chainRuns, durationMs: quick ? 2000 : 5000, log })
+  results.callChain = {
+    ...chainResult,
+    startedAt,
+    loadavgStart,
+    loadavgEnd: loadavg().map((v) => round(v, 2)),
+  }
 }
 
 results.durationS = round((performance.now() - began) / 1000)

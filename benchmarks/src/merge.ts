@@ -18,6 +18,7 @@ export const TIERS = [
   'streams',
   'fleet-sim',
   'fleet',
+  'chain',
 ] as const
 export type Tier = (typeof TIERS)[number]
 
@@ -35,6 +36,7 @@ const TIER_KEYS: Record<Tier, keyof BenchResults> = {
   streams: 'streams',
   'fleet-sim': 'fleetSim',
   fleet: 'fleet',
+  chain: 'callChain',
 }
 
 export function mergeTiers(

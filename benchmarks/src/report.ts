@@ -2,6 +2,7 @@
 import { writeFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import type { BenchResults, CompactPhase, MacroPhase } from './bench.js'
+import { CALL_CHAIN_HEADING, callChainSection, callChainTargets } from './call-chain-report.js'
 import { loadChart, type Row, shedChart, stepChart } from './charts.js'
 import { FLEET_HEADING, fleetSection, fleetSimSection, fleetTarget } from './fleet-report.js'
 import { shortRunsSection } from './short-runs.js'
@@ -466,6 +467,7 @@ export async function writeReport(results: BenchResults): Promise<string[]> {
   if (results.streams !== undefined) lines.push(...streamsSection(results.streams, HEADINGS.streams))
   if (results.fleetSim !== undefined) lines.push(fleetSimSection(results.fleetSim))
   if (results.fleet !== undefined) lines.push(fleetSection(results.fleet))
+  if (results.callChain !== undefined) lines.push(callChainSection(results.callChain))
 
   lines.push(targetsSection(results))
 
@@ -733,6 +735,7 @@ const HEADINGS = {
   retryStorm: 'Retry storm: what clients do to an overloaded server',
   shortRuns: 'A first minute: no options, many short runs',
   streams: 'Streams: a generated stream through writable and map into a slow sink',
+  callChain: CALL_CHAIN_HEADING,
 } as const
 /** Where the causes of our shortfall on real servers were measured and are explained. */
 const SHORTFALL_CAUSES = 'adaptive-limit.md#where-it-falls-short-and-why'
@@ -1104,6 +1107,9 @@ function targetsSection(results: BenchResults): string {
     '–',
     '–',
   )
+  for (const t of callChainTargets(results.callChain)) {
+    row(t.figure, t.target, verdict(t.passes, anchor(HEADINGS.callChain)), t.ours, '', '–', '–')
+  }
   out.push('')
   return out.join('\n')
 }

@@ -1,68 +1,63 @@
 import { createServer, type Server } from 'node:http'
-import { AdaptiveThrottle, createFetch, RetryBudget, RetryError, ThrottledError } from '@backpressure/client'
+import { createFetch } from '@backpressure/client'
+import { backpressure } from '@backpressure/express'
+import express from 'express'
 
 /**
- * The downstream: an inventory service that can serve `capacity` requests at a time, each taking
- * `serviceMs`, and answers the rest with a 503 and a jittered Retry-After, as `@backpressure/core` does.
+ * The downstream: an inventory service behind `backpressure()` that can serve `capacity` requests at a
+ * time, each taking `serviceMs`, and answers the rest `503` with a jittered Retry-After of 1–2 s.
  */
 export function createInventory(options: { capacity: number; serviceMs: number }): Server {
-  let inFlight = 0
-  return createServer((req, res) => {
-    if (inFlight >= options.capacity) {
-      res.writeHead(503, {
-        'retry-after': String(1 + Math.floor(Math.random() * 2)),
-        'cache-control': 'no-store',
-      })
-      res.end(JSON.stringify({ error: 'Service Unavailable', reason: 'queue_full' }))
-      return
-    }
-    inFlight++
-    setTimeout(() => {
-      inFlight--
-      res.writeHead(200, { 'content-type': 'application/json' })
-      res.end(JSON.stringify({ sku: req.url?.split('/').pop(), available: 7 }))
-    }, options.serviceMs)
+  const app = express()
+  const limiter = backpressure({
+    maxConcurrency: options.capacity,
+    maxQueueDepth: 0,
+    retryAfter: { min: 1, max: 2 },
   })
+  app.use(limiter)
+  app.get('/items/:sku', async (req, res) => {
+    await new Promise((resolve) => setTimeout(resolve, options.serviceMs))
+    res.json({ sku: req.params.sku, available: 7 })
+  })
+  const server = createServer(app)
+  server.on('close', () => void limiter.close())
+  return server
 }
 
 /**
- * The caller: an orders service whose every call to inventory goes through one client, so one retry
- * budget and one throttle cover all of them. When inventory stays overloaded the service does not queue
- * or hammer it: it answers 503 itself and passes the wait on to its own callers.
+ * The caller: an orders service on defaults. Its route calls inventory with `createFetch` and the
+ * request's own `req.signal`, and has no error handling of its own for an overloaded inventory:
+ *
+ * - the client keeps its requests in flight to inventory within a limit it learns per origin, and fails
+ *   what it could not send in time locally (`ClientLimitError`), never sent;
+ * - a 503 from inventory is retried after its Retry-After, within the client's retry budget;
+ * - the deadline our caller declared (`x-request-timeout-ms`) travels on, so inventory never starts
+ *   work for a caller that gave up;
+ * - when the call gives up, the error reaches `limiter.errorHandler`, which answers `503`
+ *   `downstream_overloaded` with inventory's Retry-After and `Backpressure-Retried-Below: 1`, so a
+ *   client of ours above does not retry it again.
  */
 export function createOrders(options: { inventoryUrl: string; log?: (line: string) => void }): Server {
   const log = options.log ?? (() => {})
   const inventory = createFetch({
-    maxAttempts: 3,
     timeoutMs: 5_000,
-    budget: new RetryBudget({ ratio: 0.1 }),
-    throttle: new AdaptiveThrottle(),
     onRetry: ({ attempt, status, delayMs }) =>
       log(`inventory answered ${status ?? 'network error'}, retry ${attempt} in ${delayMs} ms`),
   })
-
-  return createServer(async (req, res) => {
-    const sku = req.url?.split('/').pop() ?? ''
-    try {
-      const response = await inventory(`${options.inventoryUrl}/items/${encodeURIComponent(sku)}`)
-      res.writeHead(response.status, { 'content-type': 'application/json' })
-      res.end(await response.text())
-    } catch (error) {
-      if (RetryError.is(error) || ThrottledError.is(error)) {
-        // Tell our caller to come back when inventory asked us to, at least a second from now.
-        const seconds = RetryError.is(error) ? Math.max(1, Math.ceil((error.retryAfterMs ?? 1000) / 1000)) : 1
-        res.writeHead(503, { 'retry-after': String(seconds), 'content-type': 'application/json' })
-        res.end(
-          JSON.stringify({
-            error: 'Service Unavailable',
-            reason: 'dependency_overloaded',
-            retryAfter: seconds,
-          }),
-        )
-        return
-      }
-      res.writeHead(502, { 'content-type': 'application/json' })
-      res.end(JSON.stringify({ error: 'Bad Gateway' }))
-    }
+  const app = express()
+  const limiter = backpressure()
+  app.use(limiter)
+  app.get('/orders/:sku', async (req, res) => {
+    const response = await inventory(`${options.inventoryUrl}/items/${encodeURIComponent(req.params.sku)}`, {
+      signal: req.signal,
+    })
+    res
+      .status(response.status)
+      .type('application/json')
+      .send(await response.text())
   })
+  app.use(limiter.errorHandler)
+  const server = createServer(app)
+  server.on('close', () => void limiter.close())
+  return server
 }

@@ -7,6 +7,7 @@ export const ERROR_CODES = {
   invalidOption: 'BP_ERR_INVALID_OPTION',
   retryFailed: 'BP_ERR_RETRY_FAILED',
   clientThrottled: 'BP_ERR_CLIENT_THROTTLED',
+  clientLimited: 'BP_ERR_CLIENT_LIMITED',
 } as const
 
 /**
@@ -16,6 +17,8 @@ export const ERROR_CODES = {
  * - `retry_after_too_long`: the server asked to wait longer than `maxRetryAfterMs`.
  * - `deadline`: the next attempt could not start (or finish) before `timeoutMs`.
  * - `throttled`: adaptive throttling refused to send the retry.
+ * - `retried_below`: the 503 said the server behind it had already retried (`Backpressure-Retried-Below`),
+ *   and the retry budget (one retry per call at most) had none to spare.
  */
 export type GiveUpReason =
   | 'max_attempts'
@@ -23,10 +26,14 @@ export type GiveUpReason =
   | 'retry_after_too_long'
   | 'deadline'
   | 'throttled'
+  | 'retried_below'
 
 // Symbol.for brands survive two copies of this package in one process, where `instanceof` would not.
 const kRetryError = Symbol.for('backpressure.client.retry-error')
 const kThrottledError = Symbol.for('backpressure.client.throttled-error')
+// Read by @backpressure/core's HTTP layer: a route that throws one of our errors is answered 503
+// (`downstream_overloaded`) without a dependency between the two packages.
+const kDownstreamOverloaded = Symbol.for('backpressure.downstream-overloaded')
 
 /** What a {@link RetryError} reports about the failed call. */
 export interface RetryErrorDetails {
@@ -88,6 +95,7 @@ export class RetryError extends Error {
 }
 
 Object.defineProperty(RetryError.prototype, kRetryError, { value: true })
+Object.defineProperty(RetryError.prototype, kDownstreamOverloaded, { value: true })
 
 /**
  * Adaptive throttling refused to send a request: the server has been rejecting most recent requests,
@@ -117,6 +125,68 @@ export class ThrottledError extends Error {
 }
 
 Object.defineProperty(ThrottledError.prototype, kThrottledError, { value: true })
+Object.defineProperty(ThrottledError.prototype, kDownstreamOverloaded, { value: true })
+
+const kClientLimitError = Symbol.for('backpressure.client.limit-error')
+
+/**
+ * Why the per-origin concurrency limit failed a request locally (it was never sent):
+ * - `queue_full`: `maxQueueDepth` requests to the origin were already waiting.
+ * - `queue_timeout`: no slot would be (or was) free within `maxQueueWaitMs` or the call's deadline.
+ */
+export type ClientLimitReason = 'queue_full' | 'queue_timeout'
+
+/**
+ * The per-origin concurrency limit could not send this request in time: the origin is answering
+ * slower than the caller sends. It was never sent. Thrown inside a route of our server adapters, it is
+ * answered `503` with reason `downstream_overloaded`.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   await api(url)
+ * } catch (error) {
+ *   if (ClientLimitError.is(error)) metrics.count('inventory.refused_locally', { reason: error.reason })
+ * }
+ * ```
+ */
+export class ClientLimitError extends Error {
+  readonly code = ERROR_CODES.clientLimited
+  /** Stable reason code. */
+  readonly reason: ClientLimitReason
+  /** The origin (`http://host:port`) the request was for. */
+  readonly origin: string
+  /** That origin's concurrency limit at the time. */
+  readonly limit: number
+
+  constructor(reason: ClientLimitReason, origin: string, limit: number) {
+    // Refusals are what the limit turns an overload into, many a second: no stack trace for each.
+    const stackTraceLimit = Error.stackTraceLimit
+    Error.stackTraceLimit = 0
+    super(
+      reason === 'queue_full'
+        ? `Request to ${origin} refused locally: too many requests already wait for its concurrency limit (${limit})`
+        : `Request to ${origin} refused locally: no slot under its concurrency limit (${limit}) would be free in time`,
+    )
+    Error.stackTraceLimit = stackTraceLimit
+    this.name = 'ClientLimitError'
+    this.reason = reason
+    this.origin = origin
+    this.limit = limit
+  }
+
+  /** True for a ClientLimitError from any copy of this package. */
+  static is(value: unknown): value is ClientLimitError {
+    return (
+      typeof value === 'object' &&
+      value !== null &&
+      (value as Record<symbol, unknown>)[kClientLimitError] === true
+    )
+  }
+}
+
+Object.defineProperty(ClientLimitError.prototype, kClientLimitError, { value: true })
+Object.defineProperty(ClientLimitError.prototype, kDownstreamOverloaded, { value: true })
 
 /**
  * Thrown at creation when an option is invalid: names the option, what was expected and what was given,

@@ -9,7 +9,13 @@ import {
   type ResponseLike,
 } from './classify.js'
 import { type Clock, callAt, type RandomSource, sleep, systemClock } from './clock.js'
-import { type GiveUpReason, InvalidOptionError, RetryError, ThrottledError } from './errors.js'
+import {
+  ClientLimitError,
+  type GiveUpReason,
+  InvalidOptionError,
+  RetryError,
+  ThrottledError,
+} from './errors.js'
 import { parseRetryAfter } from './retry-after.js'
 import type { AdaptiveThrottle } from './throttle.js'
 import {
@@ -29,6 +35,8 @@ export interface AttemptInfo {
   attempt: number
   /** Aborts when the caller's signal aborts or `timeoutMs` passes. Pass it on to the call. */
   signal: AbortSignal
+  /** When the call's deadline passes, in the policy clock's milliseconds; `undefined` without one. */
+  deadline: number | undefined
 }
 
 /** Passed to `onRetry` just before the client waits for a retry. */
@@ -216,15 +224,25 @@ interface Failure {
 }
 
 /**
+ * The header a server of ours puts on a 503 it answered because its own downstream call failed after
+ * retries (docs/errors.md): the layer below has retried already, so retrying here too would multiply
+ * the attempts reaching the overloaded service. Such a 503 is retried at most once per call, and only
+ * with a token from the retry budget.
+ */
+export const RETRIED_BELOW_HEADER = 'backpressure-retried-below'
+
+/**
  * @internal The retry loop behind `createFetch`, `createRetry` and `retry`. `mayRetry` false sends one
  * attempt and hands its outcome back untouched (a POST, a stream body): the budget and the throttle
- * still see it.
+ * still see it. `timeoutMs` replaces the policy's for this call (a deadline inherited from the request
+ * being served).
  */
 export async function execute<T>(
   policy: RetryPolicy,
   call: (info: AttemptInfo) => T | Promise<T>,
   userSignal: AbortSignal | undefined,
   mayRetry: boolean,
+  callTimeoutMs: number | undefined = policy.timeoutMs,
 ): Promise<T> {
   userSignal?.throwIfAborted()
   const { clock, budget, throttle } = policy
@@ -232,8 +250,8 @@ export async function execute<T>(
   let deadline: number | undefined
   let cancelDeadline: (() => void) | undefined
   let deadlineController: AbortController | undefined
-  if (policy.timeoutMs !== undefined) {
-    const timeoutMs = policy.timeoutMs
+  if (callTimeoutMs !== undefined) {
+    const timeoutMs = callTimeoutMs
     const controller = new AbortController()
     deadlineController = controller
     deadline = clock.now() + timeoutMs
@@ -254,6 +272,7 @@ export async function execute<T>(
   let totalDelayMs = 0
   let last: Failure | undefined
   let retryAfterMs: number | undefined
+  let retriedBelow = false
   const giveUp = (reason: GiveUpReason, cause: unknown = last?.error): RetryError => {
     discardBody(last?.response)
     return new RetryError({
@@ -275,7 +294,7 @@ export async function execute<T>(
       attempts = attempt
       let failure: Failure
       try {
-        const result = await call({ attempt, signal })
+        const result = await call({ attempt, signal, deadline })
         const response = isResponseLike(result) ? result : undefined
         if (response === undefined || !policy.retryStatusCodes.has(response.status)) {
           throttle?.recordAccept()
@@ -286,6 +305,8 @@ export async function execute<T>(
       } catch (error) {
         if (userSignal?.aborted) throw userSignal.reason
         if (timedOut) throw giveUp('deadline', error)
+        // Refused by the client's own concurrency limit: never sent, so the server saw nothing.
+        if (ClientLimitError.is(error)) throw error
         const withStatus = errorStatus(error)
         if (withStatus !== undefined && policy.retryStatusCodes.has(withStatus.status)) {
           failure = { status: withStatus.status, headers: withStatus.headers, response: undefined, error }
@@ -305,12 +326,17 @@ export async function execute<T>(
       )
 
       if (attempt >= policy.maxAttempts) throw giveUp('max_attempts')
+      if (headerValue(last.headers, RETRIED_BELOW_HEADER) !== undefined) {
+        if (retriedBelow || budget === undefined) throw giveUp('retried_below')
+        retriedBelow = true
+      }
       if (retryAfterMs !== undefined && retryAfterMs > policy.maxRetryAfterMs)
         throw giveUp('retry_after_too_long')
       const delayMs = retryDelay(attempt, retryAfterMs, policy, policy.random)
       if (deadline !== undefined && clock.now() + delayMs >= deadline) throw giveUp('deadline')
       // Charged last, so a retry that was never going to happen does not spend the budget.
-      if (budget !== undefined && !budget.tryAcquire()) throw giveUp('budget_exhausted')
+      if (budget !== undefined && !budget.tryAcquire())
+        throw giveUp(retriedBelow ? 'retried_below' : 'budget_exhausted')
 
       discardBody(last.response)
       last.response = undefined

@@ -269,6 +269,7 @@ describe('errors', () => {
       invalidOption: 'BP_ERR_INVALID_OPTION',
       retryFailed: 'BP_ERR_RETRY_FAILED',
       clientThrottled: 'BP_ERR_CLIENT_THROTTLED',
+      clientLimited: 'BP_ERR_CLIENT_LIMITED',
     })
     const foreign = Object.create({ [Symbol.for('backpressure.client.retry-error')]: true })
     expect(RetryError.is(foreign)).toBe(true)

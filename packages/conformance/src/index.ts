@@ -884,6 +884,7 @@ export function runConformanceSuite(withShedding: AdapterHarness): void {
   })
 }
 
+export { runCallChainSuite } from './call-chain.js'
 export {
   freePort,
   globalSection,

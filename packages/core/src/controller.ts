@@ -561,6 +561,15 @@ export class BackpressureController {
     return this.reject(reason, priority, this.clock.now(), retryAfterSeconds)
   }
 
+  /**
+   * The rejection for a request that was admitted and ran, but whose route's downstream call gave up
+   * (`downstream_overloaded`): counted and evented like any rejection (the request itself was counted
+   * at admission), with the downstream's Retry-After when it gave one, else one drawn as usual.
+   */
+  rejectDownstream(retryAfterSeconds?: number): Rejection {
+    return this.reject('downstream_overloaded', 0, this.clock.now(), retryAfterSeconds)
+  }
+
   on<E extends BackpressureEventName>(event: E, listener: BackpressureListener<E>): () => void {
     return this.events.on(event, listener)
   }

@@ -51,6 +51,11 @@ export const REJECTION_REASONS = {
     message: 'the caller aborted while waiting in the queue',
   },
   rate_limited: { code: 'BP_ERR_RATE_LIMITED', status: 429, message: 'the rate limit for this key is spent' },
+  downstream_overloaded: {
+    code: 'BP_ERR_DOWNSTREAM_OVERLOADED',
+    status: 503,
+    message: 'a service this route called is overloaded and the call already gave up retrying',
+  },
 } as const satisfies Record<string, { code: `BP_ERR_${string}`; status: 503 | 429; message: string }>
 
 /** A stable rejection reason: the `reason` of a 503/429 body and the `reason` label of metrics. */

@@ -82,9 +82,13 @@ export function pathOption(name: string, value: unknown, fallback: string): stri
   return value
 }
 
+/** The header our client sends its remaining time in: read unless told otherwise. */
+export const DEFAULT_DEADLINE_HEADER = 'x-request-timeout-ms'
+
 /** The deadline header's name, lower-cased as Node keeps header names, or undefined when off. */
 export function deadlineHeaderOption(value: unknown): string | undefined {
-  if (value === undefined || value === false) return undefined
+  if (value === undefined) return DEFAULT_DEADLINE_HEADER
+  if (value === false) return undefined
   if (typeof value !== 'string' || value === '') {
     throw new InvalidOptionError('deadlineHeader', 'a header name or false', value)
   }

@@ -74,8 +74,9 @@ export interface HttpBackpressureOptions<Req> extends BackpressureOptions {
   /**
    * A request header in which callers state how many milliseconds they will still wait (as Envoy's
    * `x-envoy-expected-rq-timeout-ms` does). Work whose budget ran out while it queued is never started
-   * (`deadline_exceeded`). Values that are not whole non-negative numbers are ignored. Off unless set.
-   * @example 'x-request-timeout-ms'
+   * (`deadline_exceeded`), and `req.signal` aborts when it passes. Values that are not whole
+   * non-negative numbers are ignored. `@backpressure/client` sends it; `false` ignores it.
+   * @default 'x-request-timeout-ms'
    */
   readonly deadlineHeader?: string | false
   /** Per-client token-bucket rate limit (429), checked before admission. Off unless set. */
@@ -441,11 +442,20 @@ export class HttpBackpressure<Req> {
 
   /**
    * The response for an error a route threw: the 503 for a BackpressureError (for instance from
-   * `controller.submit`), undefined for anything else, which stays the route's own error.
+   * `controller.submit`); the `downstream_overloaded` 503 for our client's `RetryError`,
+   * `ClientLimitError` or `ThrottledError` (a downstream call that gave up), its Retry-After no shorter
+   * than the downstream's and marked `Backpressure-Retried-Below` so that our client above does not
+   * retry it again; undefined for anything else, which stays the route's own error.
    */
   errorResponse(error: unknown): HttpResponse | undefined {
-    if (!isBackpressureLike(error)) return undefined
-    return this.rejectionResponse(error)
+    if (isBackpressureLike(error)) return this.rejectionResponse(error)
+    if (!isDownstreamOverloaded(error)) return undefined
+    const retryAfterMs = error.retryAfterMs
+    return this.rejectionResponse(
+      this.controller.rejectDownstream(
+        typeof retryAfterMs === 'number' && retryAfterMs > 0 ? Math.ceil(retryAfterMs / 1000) : undefined,
+      ),
+    )
   }
 
   health(): HttpResponse {
@@ -537,18 +547,35 @@ export class HttpBackpressure<Req> {
 /** Retry-After values up to an hour are cached (a few per reason in practice); longer ones are built each time. */
 const MAX_CACHED_SECONDS = 3600
 
+/**
+ * Marks a 503 answered because a downstream call already gave up retrying: a client of ours above does
+ * not retry it again (but within its retry budget, once), so only the layer next to the overloaded
+ * service retries. docs/errors.md and docs/call-chains.md.
+ */
+export const RETRIED_BELOW_HEADER = 'backpressure-retried-below'
+
 function buildRejectionResponse(reason: RejectionReason, status: number, seconds: number): HttpResponse {
   // The body is ASCII, so its length is its byte count.
   const body = `{"error":"${status === 429 ? 'Too Many Requests' : 'Service Unavailable'}","reason":"${reason}","retryAfter":${seconds}}`
-  return Object.freeze({
-    status,
-    headers: Object.freeze({
-      ...JSON_HEADERS,
-      'retry-after': String(seconds),
-      'content-length': String(body.length),
-    }),
-    body,
-  })
+  const headers: Record<string, string> = {
+    ...JSON_HEADERS,
+    'retry-after': String(seconds),
+    'content-length': String(body.length),
+  }
+  if (reason === 'downstream_overloaded') headers[RETRIED_BELOW_HEADER] = '1'
+  return Object.freeze({ status, headers: Object.freeze(headers), body })
+}
+
+// Brands of @backpressure/client's RetryError, ClientLimitError and ThrottledError (no dependency
+// between the packages): a downstream call that gave up.
+const kDownstreamOverloaded = Symbol.for('backpressure.downstream-overloaded')
+
+function isDownstreamOverloaded(error: unknown): error is { retryAfterMs?: unknown } {
+  return (
+    typeof error === 'object' &&
+    error !== null &&
+    (error as Record<symbol, unknown>)[kDownstreamOverloaded] === true
+  )
 }
 
 /** Node's own writeHead/end: one write, the headers object as built, the body left out for HEAD. */

@@ -49,10 +49,11 @@ export {
   type MetricsOptions,
   PASS,
   type RateLimitOptions,
+  RETRIED_BELOW_HEADER,
   type RejectInfo,
   type RouteRule,
 } from './http.js'
-export { HTTP_OPTION_KEYS } from './http-options.js'
+export { DEFAULT_DEADLINE_HEADER, HTTP_OPTION_KEYS } from './http-options.js'
 export {
   AimdLimit,
   type AimdLimitOptions,

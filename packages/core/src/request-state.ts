@@ -27,6 +27,7 @@ import type { AbortSignalLike, BackpressureController, Permit } from './controll
 export const kState = Symbol.for('backpressure.requestState')
 const kWatched = Symbol('backpressure.watchedStates')
 const kSignal = Symbol('backpressure.signal')
+const kRemainingMs = Symbol.for('backpressure.remainingMs')
 const kEndBefore = Symbol('backpressure.endBefore')
 const kResponse = Symbol.for('backpressure.response')
 
@@ -104,6 +105,10 @@ export class RequestState implements AbortSignalLike {
       const wait = this.deadline - clock.now()
       if (wait <= 0) controller.abort(deadlineError())
       else this.deadlineTimer = clock.setTimeout(() => this.passDeadline(), wait)
+      // A downstream call made with this signal through @backpressure/client inherits the deadline
+      // (and sends it on), so the services below never start work for a caller that gave up.
+      const deadline = this.deadline
+      Object.defineProperty(controller.signal, kRemainingMs, { value: () => deadline - clock.now() })
     }
     return controller.signal
   }

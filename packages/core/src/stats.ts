@@ -6,7 +6,9 @@ import { REJECTION_REASON_LIST, type RejectionReason } from './errors.js'
  * spent its own rate limit (`rate_limited`), or declared a deadline that passed before its work could
  * start (`deadline_exceeded`: anyone can send `x-request-timeout-ms: 0`). They are counted by reason
  * like every other, but they do not make backpressure active (so `/health` stays `healthy`), and they
- * are left out of `rejectionRate` and of the rejection-rate alert. Every reason must be classed here.
+ * are left out of `rejectionRate` and of the rejection-rate alert. `downstream_overloaded` is classed
+ * with them: the request was admitted and ran; the lack of capacity is a downstream's, not this server's.
+ * Every reason must be classed here.
  */
 const CLIENT_CAUSED: Readonly<Record<RejectionReason, boolean>> = {
   queue_full: false,
@@ -24,6 +26,7 @@ const CLIENT_CAUSED: Readonly<Record<RejectionReason, boolean>> = {
   shutting_down: false,
   aborted: true,
   rate_limited: true,
+  downstream_overloaded: true,
 }
 
 /** The rejection reasons a client causes itself, which are not overload (see `rejectionRate`). */

@@ -8,8 +8,13 @@ import { admitNow, flush, makeController, track } from './helpers.js'
  * `degraded`) nor count in `rejectionRate`.
  */
 describe('client-caused rejections are not overload', () => {
-  it('are exactly aborted, rate_limited and deadline_exceeded', () => {
-    expect([...CLIENT_CAUSED_REASONS].sort()).toEqual(['aborted', 'deadline_exceeded', 'rate_limited'])
+  it('are exactly aborted, rate_limited, deadline_exceeded and downstream_overloaded', () => {
+    expect([...CLIENT_CAUSED_REASONS].sort()).toEqual([
+      'aborted',
+      'deadline_exceeded',
+      'downstream_overloaded',
+      'rate_limited',
+    ])
   })
 
   it('a deadline spent on arrival (x-request-timeout-ms: 0) leaves backpressure inactive and health healthy', () => {

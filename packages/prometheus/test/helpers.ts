@@ -175,6 +175,8 @@ export async function causeEveryReason(
   for (const reason of ['rate_limited', 'circuit_open', 'deadline_exceeded', 'queue_delay'] as const) {
     controller.rejectWith(reason)
   }
+  // downstream_overloaded: a route's call to another service gave up (the HTTP layer's error path).
+  controller.rejectDownstream()
   // Process signals, one at a time through the injected sampler.
   const signals: [string, Partial<typeof quiet>][] = [
     ['event_loop_delay', { eventLoopDelayMs: 1000 }],

@@ -1,0 +1,4 @@
+import { runCallChainSuite } from '@backpressure/conformance'
+import { harness } from './harness.js'
+
+runCallChainSuite(harness)

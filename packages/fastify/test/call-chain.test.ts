@@ -1,0 +1,4 @@
+import { runCallChainSuite } from '@backpressure/conformance'
+import { fastifyHarness } from './harness.js'
+
+runCallChainSuite(fastifyHarness)
