@@ -22,6 +22,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { cpus, loadavg } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import autocannon from 'autocannon'
+import { type ConsumersResults, runConsumers } from './consumers.js'
 import { ioScenario, type PhaseResult, runPhase, type Scenario, stepSummary } from './macro.js'
 import { mergeTiers, TIERS } from './merge.js'
 import { runMicro } from './micro.js'
@@ -129,6 +130,7 @@ export interface BenchResults {
   readonly rejection?: RejectionResults
   readonly overhead?: Awaited<ReturnType<typeof runOverhead>>
   readonly retryStorm?: RetryStormResult
+  readonly consumers?: ConsumersResults
 }
 
 const args = process.argv.slice(2)
@@ -512,6 +514,13 @@ if (only.has('overhead')) {
 if (only.has('retry')) {
   log('retry storm: 200 clients against our server at 10× its capacity, per retry strategy')
   results.retryStorm = await runRetryStorm({ quick, log })
+}
+
+if (only.has('consumers')) {
+  log(
+    'consumers: a BullMQ worker and an AMQP consumer over the 4 × 10 ms pool on real brokers; SIGKILL and restart',
+  )
+  results.consumers = await runConsumers({ quick, runs, log })
 }
 
 results.durationS = round((performance.now() - began) / 1000)

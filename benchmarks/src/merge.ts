@@ -5,7 +5,17 @@
  */
 import type { BenchResults } from './bench.js'
 
-export const TIERS = ['micro', 'macro', 'cpu', 'step', 'leave', 'rejection', 'overhead', 'retry'] as const
+export const TIERS = [
+  'micro',
+  'macro',
+  'cpu',
+  'step',
+  'leave',
+  'rejection',
+  'overhead',
+  'retry',
+  'consumers',
+] as const
 export type Tier = (typeof TIERS)[number]
 
 /** Where each tier keeps its results. */
@@ -18,6 +28,7 @@ const TIER_KEYS: Record<Tier, keyof BenchResults> = {
   rejection: 'rejection',
   overhead: 'overhead',
   retry: 'retryStorm',
+  consumers: 'consumers',
 }
 
 export function mergeTiers(

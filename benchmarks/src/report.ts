@@ -3,6 +3,7 @@ import { writeFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import type { BenchResults, CompactPhase, MacroPhase } from './bench.js'
 import { loadChart, type Row, stepChart } from './charts.js'
+import { CONSUMERS_HEADING, consumersSection } from './consumers.js'
 import { cov } from './stats.js'
 import { SYSTEMS, systemByName } from './systems.js'
 
@@ -403,6 +404,8 @@ export async function writeReport(results: BenchResults): Promise<string[]> {
     }
     lines.push('')
   }
+
+  if (results.consumers !== undefined) lines.push(consumersSection(results.consumers))
 
   lines.push(targetsSection(results))
 
@@ -1027,6 +1030,28 @@ function targetsSection(results: BenchResults): string {
     strategies.length === 0
       ? '–'
       : `immediate retry ${amplification('immediate')}; the reference design's client ${amplification('reference design')}`,
+    '–',
+  )
+  const consumers = results.consumers
+  row(
+    'consumers: ≥ 95% of the pool, 0 lost across a SIGKILL and restart',
+    '≥ 95%; 0 lost',
+    consumers === undefined
+      ? undefined
+      : verdict(
+          [
+            ...consumers.throughput
+              .filter((t) => t.limit === 'adaptive')
+              .map((t) => t.ratio >= 0.95 && t.overLimit === 0),
+            ...consumers.kill.map((k) => k.lost === 0),
+          ],
+          anchor(CONSUMERS_HEADING),
+        ),
+    consumers === undefined
+      ? 'not run'
+      : `${consumers.throughput.map((t) => `${t.broker} ${t.limit} ${(t.ratio * 100).toFixed(1)}%`).join(', ')}; lost ${consumers.kill.map((k) => `${k.broker} ${k.lost}`).join(', ')}`,
+    '',
+    '–',
     '–',
   )
   out.push('')

@@ -172,7 +172,10 @@ describe.skipIf(!rabbitAvailable)('on a real RabbitMQ', () => {
     console.log(
       `amqp capacity drop: limit median ${medianBefore} at 4 connections, ${medianAfter} at 1; prefetch ${startingPrefetch} at start; at most ${maxOutstandingLate} deliveries outstanding in the last quarter (limit at most ${maxLimitLate} from 5/8 of the run on)`,
     )
-    expect(maxOutstandingLate).toBeLessThanOrEqual(maxLimitLate)
+    // One over: a lower prefetch reaches the broker a round trip after the limit moved, and what it sent
+    // before stays outstanding. Without the change the broker would keep the starting prefetch's worth out.
+    expect(maxOutstandingLate).toBeLessThanOrEqual(maxLimitLate + 1)
+    expect(maxLimitLate + 1).toBeLessThan(startingPrefetch)
     expect(medianAfter).toBeLessThan(startingPrefetch)
     expect(overLimit).toBe(0)
     expect(prefetchBehind).toBe(0)
