@@ -41,9 +41,11 @@ const CHILDREN = {
 }
 
 export type Broker = 'bullmq' | 'amqp'
+/** A throughput row's consumer: a broker, or `none` for the pool alone. */
+export type Consumer = Broker | 'none'
 
 export interface ThroughputRun {
-  readonly broker: Broker
+  readonly broker: Consumer
   /** `adaptive` (the default options) or `fixed N` (a fixed limit: the consumer's own overhead, apart from the limit's). */
   readonly limit: string
   readonly run: number
@@ -227,6 +229,29 @@ async function amqpThroughput(
   )
 }
 
+/**
+ * The pool alone, in this process, with no broker: `messages` queries, 8 in flight, as fast as it
+ * answers. On an idle machine it runs at the pool's capacity; on a loaded one it shows what the
+ * machine let any consumer reach, to read the consumers' rows against.
+ */
+async function poolAlone(messages: number, run: number): Promise<ThroughputRun> {
+  const pool = new SimPool({ size: POOL_SIZE, queryMs: QUERY_MS })
+  await pool.calibrate()
+  let next = 0
+  const startedAt = performance.now()
+  const lane = async (): Promise<void> => {
+    while (next < messages) {
+      next++
+      await pool.query()
+    }
+  }
+  await Promise.all(Array.from({ length: FIXED_LIMIT }, lane))
+  const durationMs = performance.now() - startedAt
+  pool.close()
+  const row = throughputRow('bullmq', FIXED_LIMIT, run, messages, durationMs, [FIXED_LIMIT], 0, 0)
+  return { ...row, broker: 'none' }
+}
+
 function throughputRow(
   broker: Broker,
   maxConcurrency: number | undefined,
@@ -402,6 +427,11 @@ export async function runConsumers({ quick, runs, log }: Options): Promise<Consu
     if (rabbitAvailable) rabbit = await startRabbit()
     else skipped.push('amqp')
     for (let run = 1; run <= runs; run++) {
+      const alone = await poolAlone(messages, run)
+      log(
+        `  pool alone (no broker) run ${run}: ${alone.perSecond}/s = ${(alone.ratio * 100).toFixed(1)}% of ${CAPACITY}/s`,
+      )
+      throughput.push(alone)
       // The default (adaptive) limit, then a fixed one: the consumer's own cost, apart from the limit's.
       for (const maxConcurrency of [undefined, FIXED_LIMIT]) {
         for (const broker of ['bullmq', 'amqp'] as const) {
@@ -460,7 +490,7 @@ export function consumersSection(c: ConsumersResults): string {
   const s = c.scenario
   const out: string[] = [`## ${CONSUMERS_HEADING}`, '']
   out.push(
-    `A BullMQ worker (\`@backpressure/bullmq\`, on redis-server) and an AMQP consumer (\`@backpressure/amqp\`, on RabbitMQ), each with the default adaptive controller, drain a queue filled with ${c.messages} messages; each message runs one query on a pool of ${s.poolSize} connections × ${s.queryMs} ms (capacity ${s.capacity} messages/s). Throughput is messages over the time from the consumer's start to the last one handled. "Over limit" counts handler starts that found more handlers running than the limit in force. Then a consumer process (fixed limit ${s.killLimit}) is killed with SIGKILL once a third of the messages were handled and a fresh one is started. Measured ${c.startedAt} with \`${c.command}\`, load average ${c.loadavgStart.join(' / ')} at the start, ${c.loadavgEnd.join(' / ')} at the end.`,
+    `A BullMQ worker (\`@backpressure/bullmq\`, on redis-server) and an AMQP consumer (\`@backpressure/amqp\`, on RabbitMQ), each with the default adaptive controller, drain a queue filled with ${c.messages} messages; each message runs one query on a pool of ${s.poolSize} connections × ${s.queryMs} ms (capacity ${s.capacity} messages/s). Throughput is messages over the time from the consumer's start to the last one handled; the row "pool alone" is the pool in the same process, with no broker and no consumer (8 queries always in flight): what this machine let any consumer reach at that moment, since the simulated database's answers wait for a busy event loop. "Over limit" counts handler starts that found more handlers running than the limit in force. Then a consumer process (fixed limit ${s.killLimit}) is killed with SIGKILL once a third of the messages were handled and a fresh one is started. Measured ${c.startedAt} with \`${c.command}\`, load average ${c.loadavgStart.join(' / ')} at the start, ${c.loadavgEnd.join(' / ')} at the end.`,
   )
   out.push('')
   if (c.skipped.length > 0) out.push(`Not measured (broker not installed): ${c.skipped.join(', ')}.`, '')
@@ -470,7 +500,7 @@ export function consumersSection(c: ConsumersResults): string {
   out.push('|---|---|---:|---:|---:|---|---:|---:|')
   for (const t of c.throughput) {
     out.push(
-      `| ${t.broker} | ${t.limit} | ${t.run} | ${t.perSecond.toFixed(1)} | **${(t.ratio * 100).toFixed(1)}%** | ${t.limitMin}–${t.limitMax} (${t.limitMedian}) | ${t.overLimit} | ${t.failed} |`,
+      `| ${t.broker === 'none' ? 'pool alone (no broker)' : t.broker} | ${t.broker === 'none' ? '8 queries in flight' : t.limit} | ${t.run} | ${t.perSecond.toFixed(1)} | **${(t.ratio * 100).toFixed(1)}%** | ${t.limitMin}–${t.limitMax} (${t.limitMedian}) | ${t.overLimit} | ${t.failed} |`,
     )
   }
   out.push('')
@@ -484,5 +514,26 @@ export function consumersSection(c: ConsumersResults): string {
     )
   }
   out.push('')
+  out.push(
+    'Duplicates can only be messages whose handler had finished but whose completion (BullMQ) or ack (AMQP) had not reached the broker at the kill: at most the limit. A consumer row below 95% next to a "pool alone" row also below it was held back by the machine (other processes on its two cores), not by the consumer: the simulated database answers only as fast as a busy event loop reads.',
+  )
+  out.push('')
   return out.join('\n')
+}
+
+/** The targets table's cell: each consumer's median share of capacity (and range) by limit, then the kill counts. */
+export function consumersSummary(c: ConsumersResults): string {
+  const groups = new Map<string, number[]>()
+  for (const t of c.throughput) {
+    const key = t.broker === 'none' ? 'pool alone' : `${t.broker} ${t.limit}`
+    groups.set(key, [...(groups.get(key) ?? []), t.ratio * 100])
+  }
+  const shares = [...groups].map(([key, values]) => {
+    const range =
+      values.length > 1 ? ` (${Math.min(...values).toFixed(1)}–${Math.max(...values).toFixed(1)})` : ''
+    return `${key} ${median(values).toFixed(1)}%${range}`
+  })
+  const lost = c.kill.reduce((sum, k) => sum + k.lost, 0)
+  const duplicates = c.kill.reduce((sum, k) => sum + k.duplicates, 0)
+  return `${shares.join(', ')}; killed ${c.kill.length}×: ${lost} lost, ${duplicates} duplicates`
 }

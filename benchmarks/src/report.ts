@@ -3,7 +3,7 @@ import { writeFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import type { BenchResults, CompactPhase, MacroPhase } from './bench.js'
 import { loadChart, type Row, stepChart } from './charts.js'
-import { CONSUMERS_HEADING, consumersSection } from './consumers.js'
+import { CONSUMERS_HEADING, consumersSection, consumersSummary } from './consumers.js'
 import { cov } from './stats.js'
 import { SYSTEMS, systemByName } from './systems.js'
 
@@ -1041,15 +1041,13 @@ function targetsSection(results: BenchResults): string {
       : verdict(
           [
             ...consumers.throughput
-              .filter((t) => t.limit === 'adaptive')
+              .filter((t) => t.limit === 'adaptive' && t.broker !== 'none')
               .map((t) => t.ratio >= 0.95 && t.overLimit === 0),
             ...consumers.kill.map((k) => k.lost === 0),
           ],
           anchor(CONSUMERS_HEADING),
         ),
-    consumers === undefined
-      ? 'not run'
-      : `${consumers.throughput.map((t) => `${t.broker} ${t.limit} ${(t.ratio * 100).toFixed(1)}%`).join(', ')}; lost ${consumers.kill.map((k) => `${k.broker} ${k.lost}`).join(', ')}`,
+    consumers === undefined ? 'not run' : consumersSummary(consumers),
     '',
     '–',
     '–',
