@@ -160,7 +160,9 @@ export class BackpressureWorker<Data = unknown, Result = unknown> {
       this.shedCount++
       // BullMQ's manual rate limit: the job moves from active back to waiting (or prioritized) with
       // attemptsMade untouched, and fetching pauses for the delay, so a shedding controller is not fed
-      // the rest of the queue at once only to shed it too.
+      // the rest of the queue at once only to shed it too. BullMQ 6 marks Worker#rateLimit deprecated in
+      // favour of Queue#rateLimit, which sets the same queue-wide key but needs a Queue (and a connection
+      // of its own); if a later major drops it, that is the replacement.
       await this.worker.rateLimit(this.shedDelayMs)
       throw Worker.RateLimitError()
     }
