@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { type RabbitServer, rabbitAvailable, startRabbit } from '../packages/amqp/test/rabbitmq-server.js'
 import { type RedisServer, redisAvailable, startRedis } from '../packages/redis/test/redis-server.js'
 
 // What a stranger gets from the registry: each public package packed with `pnpm pack` (which turns
@@ -17,7 +18,7 @@ const root = fileURLToPath(new URL('../', import.meta.url))
 const smokeDir = fileURLToPath(new URL('./smoke/', import.meta.url))
 
 /** Every package the smoke checks exercise; a new public package must be added to them (and here). */
-const PUBLIC = ['client', 'core', 'express', 'fastify', 'koa', 'prometheus', 'redis']
+const PUBLIC = ['amqp', 'bullmq', 'client', 'core', 'express', 'fastify', 'koa', 'prometheus', 'redis']
 
 interface Manifest {
   name: string
@@ -98,6 +99,7 @@ function strangerEnv(): NodeJS.ProcessEnv {
 let scratch: string
 let manifests: Map<string, Manifest>
 let redis: RedisServer | undefined
+let rabbit: RabbitServer | undefined
 let typeChecks: Map<string, Promise<Run>>
 
 beforeAll(async () => {
@@ -157,10 +159,12 @@ beforeAll(async () => {
     ]),
   )
   if (redisAvailable) redis = await startRedis()
+  if (rabbitAvailable) rabbit = await startRabbit()
 }, 300_000)
 
 afterAll(async () => {
   await redis?.stop()
+  await rabbit?.stop()
   // Settled before the directory goes, whatever failed above.
   if (typeChecks !== undefined) await Promise.all(typeChecks.values())
   if (scratch !== undefined) await rm(scratch, { recursive: true, force: true })
@@ -217,7 +221,9 @@ describe('installed from the tarballs', () => {
     ['esm', 'esm.mjs', 'js'],
     ['cjs', 'cjs.cjs', 'cjs'],
   ])('works from %s against real servers', async (format, file, extension) => {
-    const env = redis === undefined ? process.env : { ...process.env, REDIS_PORT: String(redis.port) }
+    const env = { ...process.env }
+    if (redis !== undefined) env.REDIS_PORT = String(redis.port)
+    if (rabbit !== undefined) env.AMQP_URL = rabbit.url
     const out = check(
       `node ${file}`,
       await run(process.execPath, [file], join(scratch, 'project'), env, 60_000),
@@ -235,6 +241,9 @@ describe('installed from the tarballs', () => {
       fastify: adapter,
       koa: adapter,
       redis: redis === undefined ? { constructed: true } : { taken: [true, false] },
+      bullmq:
+        redis === undefined ? { constructed: true } : { results: [2, 4, 6], concurrency: 2, inFlight: 0 },
+      amqp: rabbit === undefined ? { constructed: true } : { handled: ['a', 'b', 'c'], prefetch: 2, left: 0 },
     })
   })
 

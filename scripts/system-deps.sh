@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # System tools the tests use as real components: Prometheus (promtool and the server) to validate and
-# scrape /metrics, Redis for the shared rate-limit store (single and cluster), HAProxy in front of a
-# fleet of instances, and Chromium (headless) to open the benchmark report's SVG charts as a reader's
-# browser would. Installed from Debian when missing.
+# scrape /metrics, Redis for the shared rate-limit store (single and cluster) and the BullMQ consumer,
+# RabbitMQ for the AMQP consumer, HAProxy in front of a fleet of instances (the tests start their own
+# Redis, RabbitMQ and HAProxy on free ports), and Chromium (headless) to open the benchmark report's
+# SVG charts as a reader's browser would. Installed from Debian when missing.
 set -euo pipefail
 
 missing=()
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+[ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || missing+=(rabbitmq-server)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v haproxy >/dev/null 2>&1 || missing+=(haproxy)
 [ ${#missing[@]} -eq 0 ] && exit 0

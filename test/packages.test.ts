@@ -25,8 +25,10 @@ function published(): { dir: string; manifest: Manifest }[] {
 }
 
 describe('published packages', () => {
-  it('are the seven we release', () => {
+  it('are the nine we release', () => {
     expect(published().map(({ manifest }) => manifest.name)).toEqual([
+      '@backpressure/amqp',
+      '@backpressure/bullmq',
       '@backpressure/client',
       '@backpressure/core',
       '@backpressure/express',

@@ -26,6 +26,7 @@ import { cpus, loadavg } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import autocannon from 'autocannon'
 import { type CallChainResult, runCallChain } from './call-chain.js'
+import { type ConsumersResults, runConsumers } from './consumers.js'
 import { type FleetResults, runFleet } from './fleet.js'
 import { type FleetSimResults, runFleetSim } from './fleet-sim.js'
 import { ioScenario, type PhaseResult, runPhase, type Scenario, stepSummary } from './macro.js'
@@ -150,6 +151,7 @@ export interface BenchResults {
   readonly fleetSim?: FleetSimResults
   readonly fleet?: FleetResults
   readonly callChain?: CallChainResult & { startedAt: string; loadavgStart: number[]; loadavgEnd: number[] }
+  readonly consumers?: ConsumersResults
 }
 
 const args = process.argv.slice(2)
@@ -649,6 +651,13 @@ if (only.has('chain')) {
     loadavgStart,
     loadavgEnd: loadavg().map((v) => round(v, 2)),
   }
+}
+
+if (only.has('consumers')) {
+  log(
+    'consumers: a BullMQ worker and an AMQP consumer over the 4 × 10 ms pool on real brokers; SIGKILL and restart',
+  )
+  results.consumers = await runConsumers({ quick, runs, log })
 }
 
 results.durationS = round((performance.now() - began) / 1000)

@@ -19,6 +19,7 @@ export const TIERS = [
   'fleet-sim',
   'fleet',
   'chain',
+  'consumers',
 ] as const
 export type Tier = (typeof TIERS)[number]
 
@@ -37,6 +38,7 @@ const TIER_KEYS: Record<Tier, keyof BenchResults> = {
   'fleet-sim': 'fleetSim',
   fleet: 'fleet',
   chain: 'callChain',
+  consumers: 'consumers',
 }
 
 export function mergeTiers(

@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url'
 import type { BenchResults, CompactPhase, MacroPhase } from './bench.js'
 import { CALL_CHAIN_HEADING, callChainSection, callChainTargets } from './call-chain-report.js'
 import { loadChart, type Row, shedChart, stepChart } from './charts.js'
+import { CONSUMERS_HEADING, consumersSection, consumersSummary } from './consumers.js'
 import { FLEET_HEADING, fleetSection, fleetSimSection, fleetTarget } from './fleet-report.js'
 import { shortRunsSection } from './short-runs.js'
 import { cov } from './stats.js'
@@ -468,6 +469,7 @@ export async function writeReport(results: BenchResults): Promise<string[]> {
   if (results.fleetSim !== undefined) lines.push(fleetSimSection(results.fleetSim))
   if (results.fleet !== undefined) lines.push(fleetSection(results.fleet))
   if (results.callChain !== undefined) lines.push(callChainSection(results.callChain))
+  if (results.consumers !== undefined) lines.push(consumersSection(results.consumers))
 
   lines.push(targetsSection(results))
 
@@ -1110,6 +1112,26 @@ function targetsSection(results: BenchResults): string {
   for (const t of callChainTargets(results.callChain)) {
     row(t.figure, t.target, verdict(t.passes, anchor(HEADINGS.callChain)), t.ours, '', '–', '–')
   }
+  const consumers = results.consumers
+  row(
+    'consumers: ≥ 95% of the pool, 0 lost across a SIGKILL and restart',
+    '≥ 95%; 0 lost',
+    consumers === undefined
+      ? undefined
+      : verdict(
+          [
+            ...consumers.throughput
+              .filter((t) => t.limit === 'adaptive' && t.broker !== 'none')
+              .map((t) => t.ratio >= 0.95 && t.overLimit === 0),
+            ...consumers.kill.map((k) => k.lost === 0),
+          ],
+          anchor(CONSUMERS_HEADING),
+        ),
+    consumers === undefined ? 'not run' : consumersSummary(consumers),
+    '',
+    '–',
+    '–',
+  )
   out.push('')
   return out.join('\n')
 }

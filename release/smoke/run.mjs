@@ -190,6 +190,87 @@ async function redis({ RedisTokenBucketStore }, { TokenBucketLimiter }, { Redis 
   }
 }
 
+/** A BullMQ worker on the same redis-server: three jobs run under the controller; without Redis, only constructed. */
+async function bullmq({ BackpressureWorker }, { BackpressureController }, { Queue }, format) {
+  const port = process.env.REDIS_PORT
+  const connection = { host: '127.0.0.1', port: Number(port ?? 6379), maxRetriesPerRequest: null }
+  const controller = new BackpressureController({ maxConcurrency: 2 })
+  const name = `smoke-${format}`
+  if (port === undefined) {
+    const consumer = new BackpressureWorker(name, async () => 1, {
+      controller,
+      worker: { connection, autorun: false },
+    })
+    const constructed = consumer.worker.concurrency === 2
+    await consumer.close()
+    return { constructed }
+  }
+  const queue = new Queue(name, { connection })
+  const consumer = new BackpressureWorker(name, async (job) => job.data.n * 2, {
+    controller,
+    worker: { connection },
+  })
+  try {
+    const results = []
+    const finished = new Promise((resolve) => {
+      consumer.worker.on('completed', (_job, result) => {
+        results.push(result)
+        if (results.length === 3) resolve()
+      })
+    })
+    await queue.addBulk([1, 2, 3].map((n) => ({ name: 'j', data: { n } })))
+    await finished
+    return {
+      results: results.sort(),
+      concurrency: consumer.worker.concurrency,
+      inFlight: controller.inFlight,
+    }
+  } finally {
+    await consumer.close()
+    await queue.obliterate({ force: true })
+    await queue.close()
+  }
+}
+
+/** An AMQP consumer on the RabbitMQ node the harness started (AMQP_URL); without one, only constructed. */
+async function amqp({ AmqpConsumer }, { BackpressureController }, amqplib, format) {
+  const url = process.env.AMQP_URL
+  const controller = new BackpressureController({ maxConcurrency: 2 })
+  if (url === undefined) {
+    const connection = { createConfirmChannel() {} }
+    return {
+      constructed: new AmqpConsumer(async () => {}, { controller, connection, queue: 'q' }).prefetch === 0,
+    }
+  }
+  const connection = await amqplib.connect(url)
+  try {
+    const queue = `smoke-${format}`
+    const setup = await connection.createConfirmChannel()
+    await setup.assertQueue(queue, { durable: false })
+    const handled = []
+    let consumer
+    const finished = new Promise((resolve) => {
+      consumer = new AmqpConsumer(
+        async (message) => {
+          handled.push(message.content.toString())
+          if (handled.length === 3) resolve()
+        },
+        { controller, connection, queue },
+      )
+    })
+    await consumer.start()
+    for (const body of ['a', 'b', 'c']) setup.sendToQueue(queue, Buffer.from(body))
+    await setup.waitForConfirms()
+    await finished
+    await consumer.close()
+    const left = (await setup.checkQueue(queue)).messageCount
+    await setup.deleteQueue(queue)
+    return { handled: handled.sort(), prefetch: consumer.prefetch, left }
+  } finally {
+    await connection.close()
+  }
+}
+
 /**
  * @param format 'esm' or 'cjs', as the caller loaded the packages
  * @param ours our packages by short name (core, express, …)
@@ -203,5 +284,7 @@ export async function run(format, ours, peers, resolved) {
   report.fastify = await fastify(ours.fastify, peers)
   report.koa = await koa(ours.koa, peers)
   report.redis = await redis(ours.redis, ours.core, peers.ioredis, format)
+  report.bullmq = await bullmq(ours.bullmq, ours.core, peers.bullmq, format)
+  report.amqp = await amqp(ours.amqp, ours.core, peers.amqplib, format)
   console.log(JSON.stringify(report))
 }

@@ -1,5 +1,7 @@
 // Type-checked in the scratch project as ESM: every package's `import` types (index.d.ts) resolve, and
 // they are real types, not `any` (each @ts-expect-error fails the check if the error it expects is gone).
+import { AmqpConsumer } from '@backpressure/amqp'
+import { BackpressureWorker } from '@backpressure/bullmq'
 import { type ClientOptions, createFetch, RetryError } from '@backpressure/client'
 import { BackpressureController, type BackpressureStats } from '@backpressure/core'
 import { type BackpressureMiddleware, backpressure as expressBackpressure } from '@backpressure/express'
@@ -39,4 +41,13 @@ const store = new RedisTokenBucketStore({ client: new Redis({ lazyConnect: true 
 // @ts-expect-error the client must be an ioredis client
 new RedisTokenBucketStore({ client: 'redis://127.0.0.1' })
 
-export { answer, decorated, fetchWithRetry, gaveUp, metrics, shared, stats, store }
+const worker = new BackpressureWorker('jobs', async (job) => job.id, {
+  controller,
+  worker: { connection: { host: '127.0.0.1' }, autorun: false },
+})
+// @ts-expect-error the controller sets the concurrency
+new BackpressureWorker('jobs', async () => 1, { controller, worker: { connection: {}, concurrency: 5 } })
+const consumer = (connection: import('amqplib').ChannelModel): AmqpConsumer =>
+  new AmqpConsumer(async (message) => message.content.length, { controller, connection, queue: 'orders' })
+
+export { answer, consumer, decorated, fetchWithRetry, gaveUp, metrics, shared, stats, store, worker }

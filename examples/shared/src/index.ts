@@ -13,7 +13,7 @@ export interface PoolOptions {
 }
 
 export class SimulatedPool {
-  readonly connections: number
+  private size: number
   readonly queryMs: number
   private active = 0
   // An array with a moving head, compacted now and then: FIFO without shift() per dequeue.
@@ -23,13 +23,27 @@ export class SimulatedPool {
   private cancelledWaiters = 0
 
   constructor(options: PoolOptions = {}) {
-    this.connections = options.connections ?? 4
+    this.size = checkConnections(options.connections ?? 4)
     this.queryMs = options.queryMs ?? 10
-    if (!Number.isInteger(this.connections) || this.connections < 1) {
-      throw new TypeError(`Expected \`connections\` to be an integer from 1 and up, got ${this.connections}`)
-    }
     if (!(this.queryMs >= 0)) {
       throw new TypeError(`Expected \`queryMs\` to be a number from 0 and up, got ${this.queryMs}`)
+    }
+  }
+
+  /** Connections: queries that run at once. */
+  get connections(): number {
+    return this.size
+  }
+
+  /**
+   * Changes the number of connections while the pool runs (a failover, a noisy neighbour): more start
+   * waiting queries at once; fewer take effect as running queries finish.
+   */
+  resize(connections: number): void {
+    this.size = checkConnections(connections)
+    while (this.active < this.size && this.waiting > 0) {
+      this.active++
+      this.release()
     }
   }
 
@@ -82,7 +96,7 @@ export class SimulatedPool {
   }
 
   private connect(signal: AbortSignal | undefined): Promise<void> {
-    if (this.active < this.connections) {
+    if (this.active < this.size) {
       this.active++
       return Promise.resolve()
     }
@@ -104,6 +118,11 @@ export class SimulatedPool {
   }
 
   private release(): void {
+    // The pool shrank: this connection closes instead of going to the next waiter.
+    if (this.active > this.size) {
+      this.active--
+      return
+    }
     while (this.head < this.waiters.length) {
       // The connection goes straight to the next waiter still there; `active` stays the same.
       const next = this.waiters[this.head++] as Waiter
@@ -126,6 +145,13 @@ export class SimulatedPool {
 interface Waiter {
   readonly resolve: () => void
   cancelled: boolean
+}
+
+function checkConnections(connections: number): number {
+  if (!Number.isInteger(connections) || connections < 1) {
+    throw new TypeError(`Expected \`connections\` to be an integer from 1 and up, got ${connections}`)
+  }
+  return connections
 }
 
 export interface Order {

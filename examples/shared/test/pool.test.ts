@@ -38,3 +38,28 @@ it('refuses at once a caller whose signal has already aborted', async () => {
   await expect(pool.query(() => 'x', AbortSignal.abort())).rejects.toThrow()
   expect(pool.busy).toBe(0)
 })
+
+it('resizes while it runs: a shrink takes effect as queries finish, a growth starts waiting queries at once', async () => {
+  const pool = new SimulatedPool({ connections: 4, queryMs: 5 })
+  let running = 0
+  let most = 0
+  const work = () => {
+    running++
+    most = Math.max(most, running)
+    return new Promise<void>((resolve) => setImmediate(resolve)).then(() => running--)
+  }
+  const first = Array.from({ length: 8 }, () => pool.query(() => undefined))
+  expect(pool.busy).toBe(4)
+  pool.resize(1)
+  await Promise.all(first)
+  expect(pool.busy).toBe(0)
+  const second = Array.from({ length: 3 }, () => pool.query(work))
+  expect(pool.busy).toBe(1)
+  expect(pool.waiting).toBe(2)
+  pool.resize(3)
+  expect(pool.busy).toBe(3)
+  expect(pool.waiting).toBe(0)
+  await Promise.all(second)
+  expect(pool.connections).toBe(3)
+  expect(() => pool.resize(0)).toThrow(TypeError)
+})
