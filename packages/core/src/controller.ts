@@ -369,6 +369,7 @@ export class BackpressureController {
 
     const loopShedding = resolveEventLoopShedding(options.eventLoopShedding)
     // An injected process sampler stands for the loop in tests: its utilization is the shedder's too.
+    // The process's own utilization means something only on the system clock.
     this.loopShedder =
       loopShedding === undefined
         ? undefined
@@ -376,9 +377,12 @@ export class BackpressureController {
             loopShedding,
             this.clock,
             this.random,
-            injectedSampler === undefined
-              ? loopUtilizationReader()
-              : () => injectedSampler().eventLoopUtilization,
+            injectedSampler !== undefined
+              ? () => injectedSampler().eventLoopUtilization
+              : this.clock === systemClock
+                ? loopUtilizationReader()
+                : // A clock of the test's own (a simulation) has no loop of its own to read.
+                  () => 0,
           )
     this.loopShedder?.start()
 

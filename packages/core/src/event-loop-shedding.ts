@@ -34,6 +34,9 @@ const PROPORTIONAL_GAIN = 0.1
 const MAX_ERROR = 10
 // Lag counts as the loop's own only when it was busy at least this share of the tick.
 const BUSY_UTILIZATION = 0.8
+// The loop's utilization the fraction holds it under: a loop busier than this for ticks on end never
+// catches up with what arrives.
+const TARGET_UTILIZATION = 0.98
 // ... and only while requests arrive at some rate: a few now and then on a starved machine are not
 // what keeps the loop busy, and turning them away relieves nothing (at 25 ms ticks: 120 a second).
 const MIN_ARRIVALS_PER_TICK = 3
@@ -55,12 +58,11 @@ export function loopUtilizationReader(): () => number {
 /**
  * Event-loop shedding, on by default. When routes spend CPU (JSON, templates, crypto, validation),
  * requests wait in socket buffers and in the event loop before any middleware sees them; the work a
- * permit measures stays fast, so the concurrency limit sees nothing. The loop's lag does: one unref'd
- * timer every `intervalMs` measures how late it fires, which is about how long a request that arrived
- * with it waited for JavaScript. A PI controller (after Uber's Cinnamon) turns the lag's distance from
- * its target into a fraction of arrivals to turn away, so the lag stays at the target and the work the
- * loop can do goes to the requests it admits; lower priorities are shed first. The loop idle, the
- * fraction is 0 and admission pays one comparison.
+ * permit measures stays fast, so the concurrency limit sees nothing. The loop does: one unref'd timer
+ * every `intervalMs` measures how late it fires (lag) and the loop's utilization since the last tick.
+ * A PI controller (after Uber's Cinnamon) turns the larger of their distances from target into a
+ * fraction of arrivals to turn away, so the lag stays at its target and the loop idles now and then;
+ * lower priorities are shed first. The loop idle, the fraction is 0 and admission pays one comparison.
  */
 export class EventLoopShedder {
   /** The share of arrivals being shed now, 0–maxFraction. */
@@ -127,22 +129,26 @@ export class EventLoopShedder {
     return this.random() < this.cutoffShare
   }
 
-  /** One reading of lag and utilization: the fraction moves toward what holds the lag at its target. */
+  /** One reading of lag and utilization: the fraction moves toward what holds the loop at its targets. */
   update(lagMs: number, utilization: number): void {
     this.lagMs = lagMs
-    const over = lagMs > this.targetLagMs
-    // Only lag that lasts, on a loop busy with its own work, raises the fraction: one late tick (a GC
-    // pause, one long task, a test runner compiling a module) is not overload.
     this.recentArrivals = 0.8 * this.recentArrivals + 0.2 * this.arrivalsThisTick
     this.arrivalsThisTick = 0
-    const counts =
-      over && this.wasOver && utilization >= BUSY_UTILIZATION && this.recentArrivals >= MIN_ARRIVALS_PER_TICK
+    // Two errors, the larger rules. Lag above its target on a busy loop: requests wait for JavaScript.
+    // Utilization above its target: the loop is never idle, so requests also wait where no timer can
+    // see them (in socket buffers and the accept queue: measured, a saturated Express loop ran its
+    // timer 8-15 ms late while requests waited for hundreds of ms); a loop that idles now and then has
+    // read everything that arrived.
+    const lagError = utilization >= BUSY_UTILIZATION ? (lagMs - this.targetLagMs) / this.targetLagMs : -1
+    const busyError = (utilization - TARGET_UTILIZATION) / (1 - TARGET_UTILIZATION)
+    let error = clamp(Math.max(lagError, busyError), -1, MAX_ERROR)
+    // Only an excess that lasts, while requests arrive, raises the fraction: one late tick (a GC pause,
+    // one long task, a test runner compiling a module) is not overload, nor a few requests on a starved
+    // machine. Such a reading leaves the error as it was: neither term moves up on it.
+    const over = error > 0
+    const counts = over && this.wasOver && this.recentArrivals >= MIN_ARRIVALS_PER_TICK
     this.wasOver = over
-    // A reading that does not count leaves the error as it was: neither term moves up on it.
-    const error =
-      over && !counts
-        ? Math.min(this.lastError, 0)
-        : clamp((lagMs - this.targetLagMs) / this.targetLagMs, -1, MAX_ERROR)
+    if (over && !counts) error = Math.min(this.lastError, 0)
     const step =
       INTEGRAL_GAIN * clamp(error, -1, 1) * (this.intervalMs / 1000) +
       PROPORTIONAL_GAIN * (error - this.lastError)
