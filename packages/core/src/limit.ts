@@ -145,13 +145,13 @@ const PROBE_MIN_SAMPLES = 20
 // ... unless the first 8 agree: their middle half within 10% of their median.
 const PROBE_FEW_SAMPLES = 8
 const PROBE_AGREEMENT = 0.1
-// The share of the estimated no-queue concurrency a probe admits. Below 1 so that an estimate inflated
-// by queueing (a baseline measured on a busy downstream) is corrected: at ¾, one inflated up to 4/3 is
-// measured without queueing at once, a worse one in a few probes, each repeated at once while the
-// baseline keeps dropping. Not ½: every slot below the downstream's own concurrency leaves it idle for
-// the probe's length, which is capacity lost (measured at 2×, ½ cost 20-30 requests a probe, about
-// 1% of an 8 s run).
-const PROBE_SHARE = 0.75
+// The share of the estimated no-queue concurrency a probe admits: half. Not the whole estimate: one
+// inflated by queueing would measure that queueing again and never correct (measured: the simulated
+// limit climbed to 4P); at half, any inflation up to 2x is corrected at once. Not more than half
+// either: three quarters cost a single server less capacity per probe, but in a fleet sharing one
+// pool each instance's probe then measured the others' queueing, and two instances' limits ratcheted
+// apart (simulated, N = 2 at 2x: Jain's fairness index 0.97 at 1/2, 0.57-0.60 at 3/5 to 3/4).
+const PROBE_SHARE = 0.5
 
 type Phase = 'normal' | 'probe-drain' | 'probe-measure'
 
@@ -164,15 +164,13 @@ type Phase = 'normal' | 'probe-drain' | 'probe-measure'
  * downstream's own concurrency plus a √ headroom — without anyone telling us that concurrency.
  *
  * The baseline must never absorb queueing delay, or the limit ratchets up to its maximum. So it is
- * re-measured by a short probe: the limit drops to three quarters of the estimated no-queue
- * concurrency (L · minRTT / RTT, never below minLimit), in-flight work drains to it, and only
- * requests that started after that count. Below the downstream's capacity nothing queues, so the probe
- * sees the true service time. Requests arriving meanwhile wait in our queue (under overload CoDel sheds
- * the ones past its target, as it would anyway). The probe takes 20 samples, or 8 when they agree
- * (a steady downstream): a few service times. Not the whole estimate: one inflated by queueing would
- * measure that queueing again and never correct (measured: probing at the whole estimate let the
- * simulated limit climb to 4P); not half of it either, which idled half the downstream for the probe's
- * length (see PROBE_SHARE). A probe that lowered
+ * re-measured by a short probe: the limit drops to half the estimated no-queue concurrency
+ * (L · minRTT / RTT, never below minLimit), in-flight work drains to it, and only requests that
+ * started after that count. Below the downstream's capacity nothing queues, so the probe sees the true
+ * service time. Requests arriving meanwhile wait in our queue (under overload CoDel sheds the ones
+ * past its target, as it would anyway). The probe takes 20 samples, or 8 when they agree (a steady
+ * downstream): a few service times, since every one taken at the lowered limit costs capacity. Why
+ * half: see PROBE_SHARE. A probe that lowered
  * the baseline a lot is repeated at once, one that raised it a lot within about a second; otherwise
  * the next comes after a jittered interval, so a fleet does not probe in step.
  */

@@ -159,11 +159,12 @@ async function poissonRejectedShare(load: number, seed: number): Promise<number>
 }
 
 describe('what re-measuring the baseline costs', () => {
-  // A probe lowers the limit below the downstream's own concurrency for its length: that share of the
-  // pool idles. At half the estimate it idled half the pool for twenty samples (measured on real
-  // servers: 20-30 requests of capacity a probe, about 1% of an 8 s run at 2×).
+  // A probe halves the limit below the downstream's own concurrency for its length: that share of the
+  // pool idles. With 20 samples every time, it idled half the pool for ten service times (measured on
+  // real servers: 20-30 requests of capacity a probe, about 1% of an 8 s run at 2×). A steady
+  // downstream (the benchmark's database answers on time) agrees within 8 samples.
   it.each([2, 5])(
-    'at %d× no 100 ms serves less than three quarters of capacity, probes included',
+    'at %d×, a steady downstream: no 100 ms serves less than 70% of capacity, probes included',
     async (multiple) => {
       for (let seed = 1; seed <= 10; seed++) {
         const { servedPer100Ms, seconds } = await simulate(
@@ -172,11 +173,12 @@ describe('what re-measuring the baseline costs', () => {
             { durationMs: 8000, ratePerSecond: C * multiple, connections: P },
           ],
           {},
-          { seed },
+          { seed, serviceJitter: 0 },
         )
         // After the first 300 ms of overload (the limit settling from its start), every 100 ms window.
         const windows = servedPer100Ms.slice(7, 83)
-        expect(Math.min(...windows), `seed ${seed}`).toBeGreaterThanOrEqual((C / 10) * 0.75)
+        // 20 samples at half the pool: 60% (24 of 40); 8 that agree: 75-80%.
+        expect(Math.min(...windows), `seed ${seed}`).toBeGreaterThanOrEqual((C / 10) * 0.7)
         const served = phase(seconds, 0, 9)
         expect(served.goodput, `seed ${seed}`).toBeGreaterThanOrEqual(
           0.99 * ((C * 8 + (C / 2) * 0.4) / (C * 9)),
@@ -269,7 +271,7 @@ describe('GradientLimit unit behaviour', () => {
     expect(limit.value).toBeGreaterThan(probeLimit)
   })
 
-  it('probes at three quarters of the no-queue estimate, never below minLimit', () => {
+  it('probes at half the no-queue estimate, never below minLimit', () => {
     const clock = new ManualClock(0)
     const values: number[] = []
     const limit = new GradientLimit({ initialLimit: 8, minLimit: 3 }, 0, seededRandom(7), (_, to) => {
@@ -288,10 +290,10 @@ describe('GradientLimit unit behaviour', () => {
     })
     // A 10 ms baseline at low load, then every request takes twice that: g = 0.75 holds the limit at
     // 12 (0.75 · 12 + √9), and half of the 12 in flight would run without queueing. The probe takes
-    // three quarters of those 6 (half would have been 3).
+    // half of those 6 (the share that corrects a baseline inflated up to 2×).
     feed(sized, clock2, 10, 1, 120)
     while (drops.length === 0 && clock2.now() < 3000) feed(sized, clock2, 20, 12, 1)
-    expect(drops[0]).toEqual([12, 4])
+    expect(drops[0]).toEqual([12, 3])
   })
 
   it('checks a baseline that a probe raised a lot again within about a second', () => {

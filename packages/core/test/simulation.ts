@@ -9,7 +9,7 @@ import {
 
 /**
  * A discrete-event simulation on the manual clock: open-loop arrivals at a fixed rate into a
- * controller in front of a downstream pool of `connections` (each query `serviceMs`, jittered ±20%,
+ * controller in front of a downstream pool of `connections` (each query `serviceMs`, jittered ±20% or ±`serviceJitter`,
  * excess callers waiting in the pool's own unbounded FIFO, as pg-pool does). No real time passes.
  */
 export interface Phase {
@@ -34,7 +34,7 @@ export interface SecondReport {
 export async function simulate(
   phases: readonly Phase[],
   options: BackpressureOptions = {},
-  { serviceMs = 10, deadlineMs = 1000, seed = 42, longLived = 0 } = {},
+  { serviceMs = 10, deadlineMs = 1000, seed = 42, longLived = 0, serviceJitter = 0.2 } = {},
 ): Promise<{ seconds: SecondReport[]; controller: BackpressureController; servedPer100Ms: number[] }> {
   const clock = new ManualClock(0)
   const random = seededRandom(seed)
@@ -53,7 +53,7 @@ export async function simulate(
         done()
         pump()
       },
-      serviceMs * (0.8 + jitter() * 0.4),
+      serviceMs * (1 - serviceJitter + jitter() * 2 * serviceJitter),
     )
   }
   const pump = () => {
