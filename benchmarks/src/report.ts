@@ -370,6 +370,10 @@ export async function writeReport(results: BenchResults): Promise<string[]> {
     const shedRows: Row[] = []
     for (const p of cpu.phases) {
       if (p.shedSeries === undefined || ((p as MacroPhase).run ?? 1) !== 1 || p.multiple < 2) continue
+      // A chart takes at most 8 series: the first four systems that shed, at 2× and 5×.
+      const key = `${label(p.system)}, ${p.multiple}×`
+      if (!shedRows.some((r) => r.series === key) && new Set(shedRows.map((r) => r.series)).size >= 8)
+        continue
       for (const [ms, fraction, lag] of p.shedSeries) {
         shedRows.push({ series: `${label(p.system)}, ${p.multiple}×`, second: ms / 1000, fraction, lag })
       }

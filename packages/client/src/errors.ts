@@ -212,3 +212,30 @@ function describe(value: unknown): string {
   if (typeof value === 'object') return '(object)'
   return `\`${String(value)}\` (${typeof value})`
 }
+
+/**
+ * What a server answers when one of these errors escapes a route: `503`, `Retry-After` and the
+ * "already retried below" mark, as `status`/`statusCode`/`headers` — the fields the frameworks' own
+ * error handlers honour (Express's final handler included), so a route that forgets to catch a
+ * downstream call that gave up still answers 503 and never 500. Our adapters' error paths answer the
+ * full `downstream_overloaded` response (JSON body, jittered Retry-After) before these are read.
+ */
+function defineHttpAnswer(prototype: object, retryAfterMs: (error: never) => number | undefined): void {
+  const status = { get: () => 503, configurable: true }
+  Object.defineProperty(prototype, 'status', status)
+  Object.defineProperty(prototype, 'statusCode', status)
+  Object.defineProperty(prototype, 'headers', {
+    configurable: true,
+    get(this: never) {
+      const ms = retryAfterMs(this)
+      return {
+        'Retry-After': String(Math.max(1, Math.ceil((ms ?? 1000) / 1000))),
+        'Backpressure-Retried-Below': '1',
+        'Cache-Control': 'no-store',
+      }
+    },
+  })
+}
+defineHttpAnswer(RetryError.prototype, (error: RetryError) => error.retryAfterMs)
+defineHttpAnswer(ThrottledError.prototype, () => undefined)
+defineHttpAnswer(ClientLimitError.prototype, () => undefined)

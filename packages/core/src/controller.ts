@@ -91,8 +91,9 @@ export interface BackpressureOptions {
   /**
    * Shed a fraction of arrivals when the server's own event loop is the bottleneck (routes that spend
    * CPU), so its lag stays at `targetLagMs`: a PI controller on the shed fraction, lower priorities
-   * first (see docs/adaptive-limit.md). `false` turns it off.
-   * @default on, { targetLagMs: 20, intervalMs: 25, maxFraction: 1 }
+   * first (see docs/adaptive-limit.md). `true` turns it on with { targetLagMs: 20, intervalMs: 25,
+   * maxFraction: 1 }; off by default until it measurably beats no shedding (see the docs).
+   * @default false
    */
   readonly eventLoopShedding?: boolean | EventLoopSheddingOptions
   /** Told apart in metrics and events by this label. @default 'default' */

@@ -121,13 +121,14 @@ describe('event-loop shedding in the controller', () => {
   const busy: ProcessSample = { eventLoopDelayMs: 0, eventLoopUtilization: 1, heapUsedBytes: 0, rssBytes: 0 }
   const calm: ProcessSample = { ...busy, eventLoopUtilization: 0.5 }
 
-  it('is on by default: a loop that stays late sheds event_loop_delay, reported in stats and /health', () => {
+  it('turned on, a loop that stays late sheds event_loop_delay, reported in stats and /health', () => {
     const clock = new ManualClock(0)
     let sample = busy
     const controller = new BackpressureController({
       clock,
       random: seededRandom(3),
       processSampler: () => sample,
+      eventLoopShedding: true,
       // Room for every arrival: what is turned away is the loop's doing alone.
       maxConcurrency: 1000,
     })
@@ -160,19 +161,23 @@ describe('event-loop shedding in the controller', () => {
     void controller.close()
   })
 
-  it('is off with eventLoopShedding: false, and its options are checked', () => {
+  it.each([
+    ['by default', {}],
+    ['with eventLoopShedding: false', { eventLoopShedding: false }],
+  ] as const)('is off %s, and its options are checked', (_name, option) => {
     const clock = new ManualClock(0)
-    const controller = new BackpressureController({
-      clock,
-      processSampler: () => busy,
-      eventLoopShedding: false,
-    })
+    const controller = new BackpressureController({ clock, processSampler: () => busy, ...option })
     for (let i = 0; i < 20; i++) {
+      for (let j = 0; j < 10; j++) {
+        const r = controller.admit(0)
+        if (r instanceof Permit) r.release()
+      }
       clock.stall(60)
       clock.advance(0)
     }
     expect(controller.admit(0)).toBeInstanceOf(Permit)
     expect(controller.stats().eventLoopShedFraction).toBe(0)
+    expect(controller.stats().rejections.event_loop_delay).toBe(0)
     expect(() => new BackpressureController({ eventLoopShedding: 'on' as never })).toThrow(InvalidOptionError)
     expect(() => new BackpressureController({ eventLoopShedding: { targetLagMs: 0 } })).toThrow(
       /eventLoopShedding\.targetLagMs.*above 0.*0/,
