@@ -63,12 +63,19 @@ export async function runQueueWorker({
   let completed = 0
   let failed = 0
   let limitBefore = 0
+  // The limit every 50 ms: before and after the drop are compared by their medians, not by one reading
+  // that may fall on a probe (the limit halves for a few queries to re-measure its baseline).
+  const before: number[] = []
+  const after: number[] = []
+  let dropped = false
+  const sampler = setInterval(() => (dropped ? after : before).push(controller.limit), 50)
   consumer.worker.on('failed', () => failed++)
   const finished = new Promise<void>((resolve) => {
     consumer.worker.on('completed', () => {
       completed++
       if (completed === Math.floor(jobs / 2)) {
-        limitBefore = controller.limit
+        limitBefore = median(before.slice(-20))
+        dropped = true
         // The database loses three of its four connections (a failover, a noisy neighbour).
         pool.resize(1)
         log(`database: 4 connections → 1 (limit was ${limitBefore})`)
@@ -86,10 +93,17 @@ export async function runQueueWorker({
   }, 1000)
   await finished
   clearInterval(progress)
-  const limitAfter = controller.limit
+  clearInterval(sampler)
+  // The second half of the time since the drop: the limit has followed it by then.
+  const limitAfter = after.length === 0 ? controller.limit : median(after.slice(Math.floor(after.length / 2)))
   // Graceful stop: no more fetching, the jobs in flight finish, then the connections close.
   await consumer.close()
   await controller.close()
   await queue.close()
   return { completed, failed, shed: consumer.shed, limitBefore, limitAfter, maxConcurrencySeen }
+}
+
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b)
+  return sorted[Math.floor(sorted.length / 2)] ?? 0
 }
