@@ -3,7 +3,6 @@ import type { AddressInfo } from 'node:net'
 import { ConcurrencyLimit, createFetch, RetryError } from '@backpressure/client'
 import { afterEach, describe, expect, it } from 'vitest'
 import type { AdapterHarness, StartedServer } from './harness.js'
-import { withoutLoopShedding } from './index.js'
 
 /**
  * The adapter in the middle of a call chain A → B → C, on real servers (docs/call-chains.md): B is the
@@ -12,8 +11,7 @@ import { withoutLoopShedding } from './index.js'
  * `downstream_overloaded`, Retry-After no shorter than C's, marked `Backpressure-Retried-Below`, with no
  * code of the user's; our client above does not retry it again; and A's deadline travels down.
  */
-export function runCallChainSuite(withShedding: AdapterHarness): void {
-  const harness = withoutLoopShedding(withShedding)
+export function runCallChainSuite(harness: AdapterHarness): void {
   describe(`call chain: ${harness.name} in the middle`, () => {
     const closers: (() => Promise<void>)[] = []
     afterEach(async () => {

@@ -102,29 +102,6 @@ export function attachedMode(harness: AdapterHarness): AdapterHarness {
   }
 }
 
-/**
- * The same harness with event-loop shedding off unless a test asks for it. Each suite proves what it
- * names (a queue_full here, a health answer there); the shedder, when on, answers with
- * event_loop_delay whatever request arrives while the test machine starves the process, so it is
- * proven by a test of its own (`runConformanceSuite`'s "sheds for the event loop"), not by all of them.
- */
-export function withoutLoopShedding(harness: AdapterHarness): AdapterHarness {
-  const quiet = (options: Record<string, unknown>): Record<string, unknown> =>
-    'controller' in options || 'eventLoopShedding' in options
-      ? options
-      : { eventLoopShedding: false, ...options }
-  return {
-    ...harness,
-    start: (options, routes, setup) => harness.start(quiet(options), routes, setup),
-    ...(harness.startLayered === undefined
-      ? {}
-      : {
-          startLayered: (options, inner, routes, setup) =>
-            harness.startLayered!(quiet(options), inner, routes, setup),
-        }),
-  }
-}
-
 /** A promise the test resolves when it chooses: routes await it to hold their permit. */
 export interface Gate {
   readonly promise: Promise<void>
@@ -193,8 +170,7 @@ export function withRouteTable<O>(options: Record<string, unknown>, routes: read
  * Two-layer admission (`harness.startLayered`) is optional: frameworks that can stack the adapter (an
  * app-wide layer and a router-level one) prove it is admitted exactly once; others skip that test.
  */
-export function runConformanceSuite(withShedding: AdapterHarness): void {
-  const harness = withoutLoopShedding(withShedding)
+export function runConformanceSuite(harness: AdapterHarness): void {
   describe(`conformance: ${harness.name}`, () => {
     const servers: StartedServer[] = []
     const gates: Gate[] = []
@@ -331,7 +307,7 @@ export function runConformanceSuite(withShedding: AdapterHarness): void {
     describe('the event loop', () => {
       it('sheds for the event loop when turned on and routes spend CPU (event_loop_delay), and stops after', async () => {
         // The harness as users install it, with event-loop shedding turned on.
-        const server = await withShedding.start({ eventLoopShedding: true }, [
+        const server = await harness.start({ eventLoopShedding: true }, [
           {
             method: 'GET',
             path: '/cpu',

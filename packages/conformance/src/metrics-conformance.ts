@@ -2,7 +2,6 @@ import { connect } from 'node:net'
 import { PROMETHEUS_CONTENT_TYPE } from '@backpressure/core'
 import { afterEach, describe, expect, it } from 'vitest'
 import type { AdapterHarness, RouteSpec, StartedServer } from './harness.js'
-import { withoutLoopShedding } from './index.js'
 
 /** What came back on the wire: the status line's code, the headers, and every byte after them. */
 interface RawResponse {
@@ -61,8 +60,7 @@ const NEGOTIATION: readonly [accept: string, form: 'text' | 'json'][] = [
  * The `/metrics` route over a real socket, for one adapter: HEAD answered like GET without a body, and
  * the form chosen by real `Accept` negotiation. Call it at the top level of a test file.
  */
-export function runMetricsConformance(withShedding: AdapterHarness): void {
-  const harness = withoutLoopShedding(withShedding)
+export function runMetricsConformance(harness: AdapterHarness): void {
   describe(`metrics conformance: ${harness.name}`, () => {
     const servers: StartedServer[] = []
     afterEach(async () => {

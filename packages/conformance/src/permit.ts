@@ -2,7 +2,7 @@ import { connect, type Socket } from 'node:net'
 import type { TokenBucketResult } from '@backpressure/core'
 import { afterEach, describe, expect, it } from 'vitest'
 import type { AdapterHarness, RouteSpec, StartedServer } from './harness.js'
-import { leaveOnceStarted, until, withoutLoopShedding } from './index.js'
+import { leaveOnceStarted, until } from './index.js'
 
 /**
  * The permit as a hostile client sees it (issue: a permit nobody can steal): pipelining and hanging
@@ -10,8 +10,7 @@ import { leaveOnceStarted, until, withoutLoopShedding } from './index.js'
  * a real server and real sockets, and checks the controller's books afterwards: in flight back to 0,
  * fresh requests served, close() resolving.
  */
-export function runPermitSuite(withShedding: AdapterHarness): void {
-  const harness = withoutLoopShedding(withShedding)
+export function runPermitSuite(harness: AdapterHarness): void {
   describe(`permit: ${harness.name}`, () => {
     const servers: StartedServer[] = []
     const sockets: Socket[] = []
