@@ -165,7 +165,8 @@ type Phase = 'normal' | 'probe-drain' | 'probe-measure'
  *
  * The baseline must never absorb queueing delay, or the limit ratchets up to its maximum. So it is
  * re-measured by a short probe: the limit drops to half the estimated no-queue concurrency
- * (L · minRTT / RTT, never below minLimit), in-flight work drains to it, and only requests that
+ * (L · minRTT / RTT, and under overload no more than completions per ms · minRTT; never below
+ * minLimit), in-flight work drains to it, and only requests that
  * started after that count. Below the downstream's capacity nothing queues, so the probe sees the true
  * service time. Requests arriving meanwhile wait in our queue (under overload CoDel sheds the ones
  * past its target, as it would anyway). The probe takes 20 samples, or 8 when they agree (a steady
@@ -191,6 +192,23 @@ export class GradientLimit implements ConcurrencyLimit {
    */
   private stuckAllowance = 0
   private lastProgressAt = 0
+  /**
+   * Requests that start before this time are not judged for growth, nor are the intervals mostly
+   * made of them. Set when a probe ends: the first requests after it find the downstream empty and
+   * run at the no-queue time whatever the limit is, and judging the restored limit on them grew it by
+   * half at once (18 → 32 for a pool of 4, 50 ms queries behind HAProxy), so the next probe, sized
+   * from it, measured queueing and the baseline tripled. Requests that start a couple of service
+   * times later find the downstream as the restored limit leaves it.
+   */
+  private growthFrom = Number.NEGATIVE_INFINITY
+  private staleSamples = 0
+  /** Requests completed since `countingSince`, and the rate of the last update interval (per ms). */
+  private completed = 0
+  private countingSince: number
+  private throughput = 0
+  /** Whether a request found every slot taken since the last update (and so at the last update). */
+  private blocked = false
+  private saturated = false
   private nextUpdateAt: number
   private nextProbeAt: number
   private readonly samples: IntervalSamples
@@ -220,6 +238,7 @@ export class GradientLimit implements ConcurrencyLimit {
     )
     this.samples = new IntervalSamples(256, random)
     this.nextUpdateAt = now + this.updateIntervalMs
+    this.countingSince = now
     // The first probe comes early: the first baseline may have been measured under load.
     this.nextProbeAt = now + this.jitter(1000)
   }
@@ -258,6 +277,8 @@ export class GradientLimit implements ConcurrencyLimit {
       else this.checkProbe(now, inFlight - 1)
       return
     }
+    this.completed++
+    if (startedAt < this.growthFrom) this.staleSamples++
     this.samples.add(serviceMs, inFlight)
     if (now < this.nextUpdateAt || this.samples.count < MIN_SAMPLES_PER_UPDATE) return
     this.update(now)
@@ -265,6 +286,7 @@ export class GradientLimit implements ConcurrencyLimit {
 
   onBlocked(now: number, inFlight: number): void {
     if (this.phase !== 'normal') this.checkProbe(now, inFlight)
+    else this.blocked = true
   }
 
   /**
@@ -321,6 +343,9 @@ export class GradientLimit implements ConcurrencyLimit {
     this.stuckAllowance = 0
     this.samples.reset()
     this.nextUpdateAt = now + this.updateIntervalMs
+    this.completed = 0
+    this.countingSince = now
+    this.staleSamples = 0
     this.nextProbeAt = now + this.jitter(this.probeIntervalMs)
     if (this.value !== previous) this.onChange(previous, this.value)
   }
@@ -330,9 +355,16 @@ export class GradientLimit implements ConcurrencyLimit {
   private update(now: number): void {
     const rtt = this.samples.percentile(this.percentile)
     const maxInFlight = this.samples.maxInFlight
+    const fresh = this.staleSamples <= this.samples.seen / 2
+    this.staleSamples = 0
     this.samples.reset()
     this.nextUpdateAt = now + this.updateIntervalMs
     this.lastRtt = rtt
+    this.throughput = this.completed / Math.max(1, now - this.countingSince)
+    this.completed = 0
+    this.countingSince = now
+    this.saturated = this.blocked
+    this.blocked = false
     // Only the first interval sets the baseline; after that only probes move it. The running minimum
     // of interval medians used before is biased low whenever service times vary: with exponential
     // service at half load it fell far below the true median and held the limit at 2 (20-47% of
@@ -343,7 +375,7 @@ export class GradientLimit implements ConcurrencyLimit {
     const gradient = clamp(((1 + this.tolerance) * this.minRtt) / rtt, 0.5, 2)
     let next = gradient * this.limit + Math.sqrt(gradient * this.limit)
     // Growing a limit nobody uses would leave it meaningless when load arrives: only grow when used.
-    if (next > this.limit && maxInFlight < this.limit / 2) next = this.limit
+    if (next > this.limit && (maxInFlight < this.limit / 2 || !fresh)) next = this.limit
     this.limit = clamp(next, this.minLimit, this.maxLimit)
 
     if (now >= this.nextProbeAt) this.startProbe(now)
@@ -351,7 +383,14 @@ export class GradientLimit implements ConcurrencyLimit {
   }
 
   private startProbe(now: number): void {
-    const noQueueConcurrency = (this.limit * this.minRtt) / this.lastRtt
+    // The downstream's concurrency with nothing queued, by Little's law: completions per ms times the
+    // no-queue time. Not L · minRTT / RTT: the last interval's RTT may come from requests that ran at
+    // far fewer than L in flight (just after a probe, say), and a probe sized from it measured
+    // queueing (probe limit 15 for a pool of 4: the baseline tripled and the limit with it).
+    // Below capacity (no request waited for a slot) completions only say how much was asked: there
+    // the latency estimate stands alone.
+    const byRtt = (this.limit * this.minRtt) / this.lastRtt
+    const noQueueConcurrency = this.saturated ? Math.min(byRtt, this.throughput * this.minRtt) : byRtt
     this.probeLimit = clamp(
       Math.floor(PROBE_SHARE * Math.min(this.limit, noQueueConcurrency)),
       this.minLimit,
@@ -375,6 +414,10 @@ export class GradientLimit implements ConcurrencyLimit {
     this.phase = 'normal'
     this.stuckAllowance = 0
     this.nextUpdateAt = now + this.updateIntervalMs
+    this.growthFrom = now + 2 * measured
+    this.completed = 0
+    this.countingSince = now
+    this.staleSamples = 0
     // A big drop is checked again at once (a cold start under overload converges in a few probes); a
     // big rise within about a second, since a probe that fell on a stalled event loop measured the
     // stall, and an inflated baseline would hold the limit high until the next probe.

@@ -582,3 +582,30 @@ describe('CoDel queue discipline', () => {
     expect(controller.inFlight).toBe(0)
   })
 })
+
+describe('slow queries: a probe sized from the requests it saw, not from the limit', () => {
+  // With 50 ms queries a request that waits downstream takes several update intervals, so the first
+  // requests after a probe (which find the pool empty) and the limit's own growth can make a probe
+  // admit more than the pool has connections: it then measures queueing as the baseline. Measured
+  // behind HAProxy before the fix: a pool of 4 under a limit swinging 3 → 80 with a period of ~1.3 s.
+  it.each([2, 4])(
+    'pool of %i, 50 ms queries, 2× for 20 s: the limit stays near the pool',
+    async (connections) => {
+      const capacity = (connections * 1000) / 50
+      for (const seed of [1, 2, 3]) {
+        const { seconds } = await simulate(
+          [{ durationMs: 20_000, ratePerSecond: 2 * capacity, connections }],
+          {},
+          { serviceMs: 50, seed },
+        )
+        const steady = seconds.slice(3, 20)
+        const limits = steady.flatMap((s) => s.limits)
+        const sorted = [...limits].sort((a, b) => a - b)
+        const p90 = sorted[Math.floor(sorted.length * 0.9)] as number
+        expect(p90, `seed ${seed}`).toBeLessThanOrEqual(4 * connections)
+        expect(phase(seconds, 3, 20).goodput, `seed ${seed}`).toBeGreaterThan(0.97)
+      }
+    },
+    60_000,
+  )
+})
