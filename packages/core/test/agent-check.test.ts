@@ -22,6 +22,19 @@ describe('AgentCheck (HAProxy agent-check responder)', () => {
     await queued
   })
 
+  it('reports full for a second after shedding for overload, whatever slots are free that instant', () => {
+    const { controller, clock } = makeController({ maxConcurrency: 2, maxQueueDepth: 0 })
+    const agent = new AgentCheck(controller, { port: 0 })
+    const permits = [admitNow(controller), admitNow(controller)]
+    expect(controller.admit()).not.toBeInstanceOf(Promise)
+    for (const permit of permits) permit.release()
+    // Both slots are free now, but a request was just turned away: the balancer must not herd here.
+    expect(controller.inFlight).toBe(0)
+    expect(agent.reply()).toBe('up 1%\n')
+    clock.advance(1001)
+    expect(agent.reply()).toBe('up 100%\n')
+  })
+
   it.each([
     [{}, 'agentCheck.port', 'an integer from 0 to 65535'],
     [{ port: -1 }, 'agentCheck.port', 'an integer from 0 to 65535'],
