@@ -314,7 +314,11 @@ export class GradientLimit implements ConcurrencyLimit {
    * no twenty of them, and every one taken at the probe's lowered limit costs capacity.
    */
   private probeSettled(): boolean {
-    if (this.samples.count < PROBE_FEW_SAMPLES) return false
+    return this.samples.count >= PROBE_FEW_SAMPLES && this.samplesAgree()
+  }
+
+  /** The middle half of the samples within PROBE_AGREEMENT of their median. */
+  private samplesAgree(): boolean {
     const low = this.samples.percentile(0.25)
     const high = this.samples.percentile(0.75)
     return high - low <= PROBE_AGREEMENT * this.samples.percentile(0.5)
@@ -356,6 +360,7 @@ export class GradientLimit implements ConcurrencyLimit {
     const rtt = this.samples.percentile(this.percentile)
     const maxInFlight = this.samples.maxInFlight
     const fresh = this.staleSamples <= this.samples.seen / 2
+    const steady = this.minRtt === Number.POSITIVE_INFINITY && this.samplesAgree()
     this.staleSamples = 0
     this.samples.reset()
     this.nextUpdateAt = now + this.updateIntervalMs
@@ -369,7 +374,18 @@ export class GradientLimit implements ConcurrencyLimit {
     // of interval medians used before is biased low whenever service times vary: with exponential
     // service at half load it fell far below the true median and held the limit at 2 (20-47% of
     // requests shed in simulation, against 0-5% now).
-    if (this.minRtt === Number.POSITIVE_INFINITY) this.minRtt = rtt
+    if (this.minRtt === Number.POSITIVE_INFINITY) {
+      this.minRtt = rtt
+      // The early first probe is for a baseline measured under load. One measured while nothing
+      // waited for a slot, the limit was not reached and the service times agreed is already a
+      // no-queue time, and probing it again within a second idled half the pool in every user's
+      // first second (a probe at 2 slots for 60-180 ms on real servers, the first second at 59-98%
+      // of C). Service times that vary a lot keep the early probe: one interval's median of them is
+      // not worth ten seconds of trust.
+      if (steady && !this.saturated && maxInFlight < this.limit) {
+        this.nextProbeAt = now + this.jitter(this.probeIntervalMs)
+      }
+    }
 
     const previous = this.value
     const gradient = clamp(((1 + this.tolerance) * this.minRtt) / rtt, 0.5, 2)
@@ -396,6 +412,11 @@ export class GradientLimit implements ConcurrencyLimit {
       this.minLimit,
       this.maxLimit,
     )
+    // ... and under overload never more than the downstream takes at once, minLimit or not: a pool of
+    // one connection probed at 2 measured one query waiting behind another, doubled the baseline and
+    // held the limit at 15 for 6-7 s after the pool came back to 4 (it settles at 9).
+    if (this.saturated)
+      this.probeLimit = Math.min(this.probeLimit, Math.max(1, Math.round(this.throughput * this.minRtt)))
     this.phase = 'probe-drain'
     this.probeStartedAt = now
     this.probeBeganAt = now

@@ -188,6 +188,58 @@ describe('what re-measuring the baseline costs', () => {
   )
 })
 
+describe('a pool of one connection', () => {
+  // A probe admits half the downstream's concurrency but, by default, never fewer than minLimit (2):
+  // against one connection that measured one query waiting behind another as the baseline, doubled it,
+  // and the limit settled at 4.7 instead of 2.7 (and at 15 instead of 9 once the pool came back).
+  it('keeps its no-queue baseline through probes at 3× for 20 s', async () => {
+    const { seconds } = await simulate(
+      [
+        { durationMs: 3000, ratePerSecond: 3 * C, connections: P },
+        { durationMs: 20_000, ratePerSecond: 3 * C, connections: 1 },
+      ],
+      {},
+      { serviceJitter: 0 },
+    )
+    const during = phase(seconds, 6, 23)
+    expect(during.limitMean).toBeLessThan(3.5)
+    expect(during.goodput).toBeGreaterThan(0.97)
+  })
+})
+
+describe('the first second', () => {
+  // The first probe comes about a second after start, for a baseline measured under load. A baseline
+  // first measured below capacity, with service times that agree, is already a no-queue time: probing
+  // it again idled half the pool in every user's first second (real servers: 2 slots for 60-180 ms).
+  const run = (serviceJitter: number, firstRate: number) =>
+    simulate(
+      [
+        { durationMs: 400, ratePerSecond: firstRate, connections: P },
+        { durationMs: 2600, ratePerSecond: 2 * C, connections: P },
+      ],
+      {},
+      { serviceJitter },
+    )
+
+  // A probe at half the pool shows as a 100 ms window that serves well under capacity.
+  const worstWindow = (servedPer100Ms: number[]) => Math.min(...servedPer100Ms.slice(6, 30)) / (C / 10)
+
+  it('keeps a steady baseline first measured below capacity: no probe in the first seconds of overload', async () => {
+    const { servedPer100Ms } = await run(0, C / 2)
+    expect(worstWindow(servedPer100Ms)).toBeGreaterThanOrEqual(0.95)
+  })
+
+  it('still probes early when the first baseline was measured under overload, or from varying service times', async () => {
+    for (const [jitter, rate] of [
+      [0, 3 * C],
+      [0.2, C / 2],
+    ] as const) {
+      const { servedPer100Ms } = await run(jitter, rate)
+      expect(worstWindow(servedPer100Ms), `jitter ${jitter}`).toBeLessThan(0.9)
+    }
+  })
+})
+
 describe('adaptive limit with variable service times', () => {
   it.each([0.5, 0.7, 0.9])(
     'sheds almost nothing at %s× capacity with Poisson arrivals and exponential queries',
@@ -290,9 +342,10 @@ describe('GradientLimit unit behaviour', () => {
     })
     // A 10 ms baseline at low load, then every request takes twice that: g = 0.75 holds the limit at
     // 12 (0.75 · 12 + √9), and half of the 12 in flight would run without queueing. The probe takes
-    // half of those 6 (the share that corrects a baseline inflated up to 2×).
+    // half of those 6 (the share that corrects a baseline inflated up to 2×). The probe comes at the
+    // usual interval: a first baseline measured at low load from agreeing samples needs no early one.
     feed(sized, clock2, 10, 1, 120)
-    while (drops.length === 0 && clock2.now() < 3000) feed(sized, clock2, 20, 12, 1)
+    while (drops.length === 0 && clock2.now() < 15_000) feed(sized, clock2, 20, 12, 1)
     expect(drops[0]).toEqual([12, 3])
   })
 
