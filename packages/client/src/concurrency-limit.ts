@@ -61,12 +61,14 @@ export type LimitOutcome =
 
 // Vegas's lower bound (TCP Vegas; Netflix concurrency-limits' VegasLimit): the number of requests
 // queued at the origin is estimated as limit · (1 − minRTT / RTT). Below ALPHA the origin has room and
-// the limit grows by one per round trip; above it the limit holds. It does not shrink on round trips
-// alone, as Vegas does above its upper bound: a server at its capacity queues a little by design (ours
-// keeps its round trips near twice the no-load time), and shrinking for that held back requests the
-// server would have served (measured at 1× C: 1,746-1,895 of 20,000 requests held locally). Only a
-// drop (503, 429, timeout) cuts the limit, by DROP_RATIO at most once per round trip, as TCP does per
-// window: the rejections of one burst all report the same congestion.
+// the limit grows by one per round trip, as it does while requests had to wait here for a slot within
+// the last two round trips; otherwise it holds. It does not shrink on round trips alone, as Vegas does
+// above its upper bound: a server at its capacity queues a little by design (ours keeps its round
+// trips near twice the no-load time), and shrinking for that held back requests the server would have
+// served (measured at 1× C: 1,746-1,895 of 20,000 requests held locally). Only a drop (503, 429,
+// timeout) cuts the limit, by DROP_RATIO at most once per round trip, as TCP does per window: the
+// rejections of one burst all report the same congestion. Under overload that is additive increase,
+// multiplicative decrease on the origin's drops.
 const ALPHA = 3
 const DROP_RATIO = 0.9
 /** The minimum RTT is the least of this window and the one before: it follows an origin that got slower for good. */
@@ -159,6 +161,7 @@ export class ConcurrencyLimit {
     const expectedWaitMs = ((state.queue.size + 1) * state.smoothedRttMs) / Math.max(1, state.limit)
     if (now + expectedWaitMs > until) return this.refuse('queue_timeout', origin)
     this.held++
+    state.heldAt = now
     return state.queue.push(this, state, until, signal)
   }
 
@@ -209,6 +212,8 @@ export class OriginLimit {
   private previousWindowMinRttMs = Number.POSITIVE_INFINITY
   private windowStart: number
   private lastDropAt = Number.NEGATIVE_INFINITY
+  /** When a request last had to wait here for a slot. */
+  heldAt = Number.NEGATIVE_INFINITY
 
   constructor(
     readonly origin: string,
@@ -234,7 +239,13 @@ export class OriginLimit {
     // would hold back a caller well under the origin's capacity.
     if (this.inFlight + 1 < this.limit / 2) return
     const queued = this.limit * (1 - this.minRttMs / Math.max(rttMs, this.minRttMs))
-    if (queued < ALPHA) this.limit = Math.min(owner.maxLimit, this.limit + 1 / this.limit)
+    // A request held here within the last two round trips is demand the limit holds back: while the origin
+    // does not drop, that is reason enough to grow, whatever the round trips say (else the few drops of
+    // a server at its capacity ratchet the limit down for good: at a server's capacity round trips are
+    // never queue-free, so nothing else lets it grow back).
+    if (queued < ALPHA || now - this.heldAt <= 2 * this.smoothedRttMs) {
+      this.limit = Math.min(owner.maxLimit, this.limit + 1 / this.limit)
+    }
   }
 
   drop(now: number, owner: ConcurrencyLimit): void {

@@ -150,10 +150,18 @@ describe('ConcurrencyLimit: adapting', () => {
     answer = 200,
   ) {
     const calls = Array.from({ length: n }, () => client(url).catch(() => undefined))
-    await flush()
-    clock.advance(ms)
-    for (const { answer: send } of server.pending.splice(0)) send(status(answer))
-    await Promise.all(calls)
+    let settled = false
+    const all = Promise.all(calls).then(() => {
+      settled = true
+    })
+    // Requests held locally go out as earlier ones are answered: answer in rounds until all settle.
+    while (!settled) {
+      await flush()
+      clock.advance(ms)
+      for (const { answer: send } of server.pending.splice(0)) send(status(answer))
+      await flush()
+    }
+    await all
   }
 
   it('cuts the limit by a tenth on 503s, once per round trip, never below minLimit', async () => {
@@ -180,6 +188,17 @@ describe('ConcurrencyLimit: adapting', () => {
     expect(cut).toBe(18)
     for (let i = 0; i < 20; i++) await roundTrip(clock, server, client, limit.limit(origin), 10)
     expect(limit.limit(origin)).toBeGreaterThan(cut)
+  })
+
+  it('grows back while requests wait locally for a slot, even when round trips are slow', async () => {
+    // Without it a server's few rejections at 1× ratcheted the limit down for good: round trips at a
+    // server at its capacity never look queue-free, so nothing else lets the limit grow back.
+    const { clock, limit, server, client } = setup({ initialLimit: 20 }, { maxAttempts: 1 })
+    await roundTrip(clock, server, client, 20, 10)
+    await roundTrip(clock, server, client, 20, 50, 503)
+    expect(limit.limit(origin)).toBe(18)
+    for (let i = 0; i < 20; i++) await roundTrip(clock, server, client, 20, 50)
+    expect(limit.limit(origin)).toBeGreaterThanOrEqual(20)
   })
 
   it('does not shrink for slow round trips while the caller uses under half its limit', async () => {
