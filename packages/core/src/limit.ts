@@ -202,7 +202,7 @@ export class GradientLimit implements ConcurrencyLimit {
    */
   private growthFrom = Number.NEGATIVE_INFINITY
   private staleSamples = 0
-  /** Requests completed since `countingSince`, and the rate of the last update interval (per ms). */
+  /** Requests completed since `countingSince`, and the completion rate per ms (a decaying maximum over intervals). */
   private completed = 0
   private countingSince: number
   private throughput = 0
@@ -365,7 +365,9 @@ export class GradientLimit implements ConcurrencyLimit {
     this.samples.reset()
     this.nextUpdateAt = now + this.updateIntervalMs
     this.lastRtt = rtt
-    this.throughput = this.completed / Math.max(1, now - this.countingSince)
+    // A decaying maximum: one interval that stalled (a busy event loop reads answers late) must not
+    // make the downstream look narrower than it is (Express at 5× then probed at 1 slot for 321 ms).
+    this.throughput = Math.max(this.completed / Math.max(1, now - this.countingSince), this.throughput * 0.7)
     this.completed = 0
     this.countingSince = now
     this.saturated = this.blocked
