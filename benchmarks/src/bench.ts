@@ -142,6 +142,8 @@ export interface BenchResults {
     mixed?: { scenario: Scenario; phases: MacroPhase[]; calibration: string }
   }
   readonly steps?: StepRun[]
+  /** When the steps were measured, if not in the run this file describes (a later `--only step --merge`). */
+  readonly stepsMeasured?: { readonly at: string; readonly revision: string; readonly command: string }
   readonly clientsLeave?: ClientsLeaveResults
   readonly rejection?: RejectionResults
   readonly overhead?: Awaited<ReturnType<typeof runOverhead>>

@@ -284,7 +284,10 @@ export async function writeReport(results: BenchResults): Promise<string[]> {
     lines.push(`## ${HEADINGS.steps}`)
     lines.push('')
     lines.push(
-      'The pool shrinks inside the server (on a timer started with the load) and recovers later, under 3× the original capacity. Goodput per second (2xx within the deadline, by the second they arrived) against the capacity in force that second; "limit" is our controller\'s concurrency limit averaged over that second.',
+      'The pool shrinks inside the server (on a timer started with the load) and recovers later, under 3× the original capacity. Goodput per second (2xx within the deadline, by the second they arrived) against the capacity in force that second; "limit" is our controller\'s concurrency limit averaged over that second.' +
+        (results.stepsMeasured === undefined
+          ? ''
+          : ` Measured in a later run of its own, ${results.stepsMeasured.at}, code at ${results.stepsMeasured.revision}: \`${results.stepsMeasured.command}\`.`),
     )
     lines.push('')
     const capacityLabel = 'capacity in force'
