@@ -62,13 +62,13 @@ export type LimitOutcome =
 // Vegas's lower bound (TCP Vegas; Netflix concurrency-limits' VegasLimit): the number of requests
 // queued at the origin is estimated as limit · (1 − minRTT / RTT). Below ALPHA the origin has room and
 // the limit grows by one per round trip, as it does while requests had to wait here for a slot within
-// the last two round trips and nothing was dropped in the last four; otherwise it holds. It does not shrink on round trips alone, as Vegas does
-// above its upper bound: a server at its capacity queues a little by design (ours keeps its round
-// trips near twice the no-load time), and shrinking for that held back requests the server would have
-// served (measured at 1× C: 1,746-1,895 of 20,000 requests held locally). Only a drop (503, 429,
-// timeout) cuts the limit, by DROP_RATIO at most once per round trip, as TCP does per window: the
-// rejections of one burst all report the same congestion. Under overload that is additive increase,
-// multiplicative decrease on the origin's drops.
+// the last two round trips and nothing was dropped in the last four; otherwise it holds. It does not
+// shrink on round trips alone, as Vegas does above its upper bound: a server at its capacity queues a
+// little by design (ours keeps its round trips near twice the no-load time), and shrinking for that
+// held back requests the server would have served (measured at 1× C: 1,746-1,895 of 20,000 requests
+// held locally). Only a drop (503, 429, timeout) cuts the limit, by DROP_RATIO at most once per round
+// trip, as TCP does per window: the rejections of one burst all report the same congestion. Under
+// overload that is additive increase, multiplicative decrease on the origin's drops.
 const ALPHA = 3
 const DROP_RATIO = 0.9
 /** The minimum RTT is the least of this window and the one before: it follows an origin that got slower for good. */

@@ -165,8 +165,8 @@ type Phase = 'normal' | 'probe-drain' | 'probe-measure'
  *
  * The baseline must never absorb queueing delay, or the limit ratchets up to its maximum. So it is
  * re-measured by a short probe: the limit drops to half the estimated no-queue concurrency
- * (L · minRTT / RTT, and under overload no more than completions per ms · minRTT; never below
- * minLimit), in-flight work drains to it, and only requests that
+ * (L · minRTT / RTT, and under overload no more than recent completions per ms · minRTT; never below
+ * minLimit unless the downstream takes fewer at once), in-flight work drains to it, and only requests that
  * started after that count. Below the downstream's capacity nothing queues, so the probe sees the true
  * service time. Requests arriving meanwhile wait in our queue (under overload CoDel sheds the ones
  * past its target, as it would anyway). The probe takes 20 samples, or 8 when they agree (a steady
