@@ -97,7 +97,10 @@ export class FixedLimit implements ConcurrencyLimit {
 class IntervalSamples {
   private readonly values: Float64Array
   count = 0
+  /** Samples offered since the last reset, kept or not: the completions of the interval. */
   seen = 0
+  /** Of those, how many came from requests that started before the limit's `growthFrom`. */
+  stale = 0
   maxInFlight = 0
 
   constructor(
@@ -107,8 +110,9 @@ class IntervalSamples {
     this.values = new Float64Array(capacity)
   }
 
-  add(value: number, inFlight: number): void {
+  add(value: number, inFlight: number, stale = false): void {
     this.seen++
+    if (stale) this.stale++
     if (inFlight > this.maxInFlight) this.maxInFlight = inFlight
     if (this.count < this.values.length) {
       this.values[this.count++] = value
@@ -126,6 +130,7 @@ class IntervalSamples {
   reset(): void {
     this.count = 0
     this.seen = 0
+    this.stale = 0
     this.maxInFlight = 0
   }
 }
@@ -201,9 +206,7 @@ export class GradientLimit implements ConcurrencyLimit {
    * times later find the downstream as the restored limit leaves it.
    */
   private growthFrom = Number.NEGATIVE_INFINITY
-  private staleSamples = 0
-  /** Requests completed since `countingSince`, and the completion rate per ms (a decaying maximum over intervals). */
-  private completed = 0
+  /** When the samples now kept began (the last update or probe end), and the completion rate per ms (a decaying maximum over intervals). */
   private countingSince: number
   private throughput = 0
   /** Whether a request found every slot taken since the last update (and so at the last update). */
@@ -277,9 +280,7 @@ export class GradientLimit implements ConcurrencyLimit {
       else this.checkProbe(now, inFlight - 1)
       return
     }
-    this.completed++
-    if (startedAt < this.growthFrom) this.staleSamples++
-    this.samples.add(serviceMs, inFlight)
+    this.samples.add(serviceMs, inFlight, startedAt < this.growthFrom)
     if (now < this.nextUpdateAt || this.samples.count < MIN_SAMPLES_PER_UPDATE) return
     this.update(now)
   }
@@ -347,9 +348,7 @@ export class GradientLimit implements ConcurrencyLimit {
     this.stuckAllowance = 0
     this.samples.reset()
     this.nextUpdateAt = now + this.updateIntervalMs
-    this.completed = 0
     this.countingSince = now
-    this.staleSamples = 0
     this.nextProbeAt = now + this.jitter(this.probeIntervalMs)
     if (this.value !== previous) this.onChange(previous, this.value)
   }
@@ -359,16 +358,15 @@ export class GradientLimit implements ConcurrencyLimit {
   private update(now: number): void {
     const rtt = this.samples.percentile(this.percentile)
     const maxInFlight = this.samples.maxInFlight
-    const fresh = this.staleSamples <= this.samples.seen / 2
+    const fresh = this.samples.stale <= this.samples.seen / 2
+    const completed = this.samples.seen
     const steady = this.minRtt === Number.POSITIVE_INFINITY && this.samplesAgree()
-    this.staleSamples = 0
     this.samples.reset()
     this.nextUpdateAt = now + this.updateIntervalMs
     this.lastRtt = rtt
     // A decaying maximum: one interval that stalled (a busy event loop reads answers late) must not
     // make the downstream look narrower than it is (Express at 5× then probed at 1 slot for 321 ms).
-    this.throughput = Math.max(this.completed / Math.max(1, now - this.countingSince), this.throughput * 0.7)
-    this.completed = 0
+    this.throughput = Math.max(completed / Math.max(1, now - this.countingSince), this.throughput * 0.7)
     this.countingSince = now
     this.saturated = this.blocked
     this.blocked = false
@@ -438,9 +436,7 @@ export class GradientLimit implements ConcurrencyLimit {
     this.stuckAllowance = 0
     this.nextUpdateAt = now + this.updateIntervalMs
     this.growthFrom = now + 2 * measured
-    this.completed = 0
     this.countingSince = now
-    this.staleSamples = 0
     // A big drop is checked again at once (a cold start under overload converges in a few probes); a
     // big rise within about a second, since a probe that fell on a stalled event loop measured the
     // stall, and an inflated baseline would hold the limit high until the next probe.
