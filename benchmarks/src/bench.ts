@@ -12,6 +12,8 @@
  *   pnpm bench --only macro --systems ours-express,ours-express-attached --multiples 10 --runs 3 --merge
  *                         some rows of the overload matrix, each measured 3 times (interleaved), in
  *                         place of those rows only: the rest of the matrix is kept
+ *   pnpm bench --only ceiling --merge
+ *                         the best this machine allows in the goodput targets' scenarios (ceiling.ts)
  *   pnpm bench --only rejection --merge
  *                         rejections per second and CPU per rejection of a server held at its limit
  *   pnpm bench --only streams --merge
@@ -26,6 +28,7 @@ import { cpus, loadavg } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import autocannon from 'autocannon'
 import { type CallChainResult, runCallChain } from './call-chain.js'
+import { type CeilingResults, runCeiling } from './ceiling.js'
 import { type ConsumersResults, runConsumers } from './consumers.js'
 import { type FleetResults, runFleet } from './fleet.js'
 import { type FleetSimResults, runFleetSim } from './fleet-sim.js'
@@ -149,6 +152,8 @@ export interface BenchResults {
   readonly overhead?: Awaited<ReturnType<typeof runOverhead>>
   readonly retryStorm?: RetryStormResult
   readonly shortRuns?: ShortRunsResults
+  /** The best this machine allows in the goodput targets' scenarios (ceiling.ts). */
+  readonly ceiling?: CeilingResults
   readonly streams?: StreamsResults
   readonly fleetSim?: FleetSimResults
   readonly fleet?: FleetResults
@@ -599,6 +604,15 @@ if (only.has('short')) {
     revision: results.revision ?? 'unknown',
     log,
     ...(systemsFlag === undefined ? {} : { systems: systemsFlag }),
+  })
+}
+
+if (only.has('ceiling') && !quick) {
+  log('ceiling: node:http, fixed cap P + 2, prebuilt 503 — 10 × 2× and 10 × 5× of 8 s, 3 × 10× of 4 s')
+  results.ceiling = await runCeiling({
+    command: results.command,
+    revision: results.revision ?? 'unknown',
+    log,
   })
 }
 

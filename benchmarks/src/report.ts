@@ -3,6 +3,7 @@ import { writeFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import type { BenchResults, CompactPhase, MacroPhase } from './bench.js'
 import { CALL_CHAIN_HEADING, callChainSection, callChainTargets } from './call-chain-report.js'
+import { ceilingSection } from './ceiling.js'
 import { loadChart, type Row, shedChart, stepChart } from './charts.js'
 import { CONSUMERS_HEADING, consumersSection, consumersSummary } from './consumers.js'
 import { FLEET_HEADING, fleetSection, fleetSimSection, fleetTarget } from './fleet-report.js'
@@ -356,6 +357,8 @@ export async function writeReport(results: BenchResults): Promise<string[]> {
     const attached = attachedSection(macro, results.machine.cores)
     if (attached !== undefined) lines.push(attached)
   }
+  const ceiling = ceilingSection(results, HEADINGS.ceiling)
+  if (ceiling !== undefined) lines.push(ceiling)
   if (results.rejection !== undefined && results.rejection.samples.length > 0) {
     lines.push(rejectionSection(results.rejection))
   }
@@ -743,6 +746,7 @@ const HEADINGS = {
   micro: 'Micro: the admission engine alone',
   retryStorm: 'Retry storm: what clients do to an overloaded server',
   shortRuns: 'A first minute: no options, many short runs',
+  ceiling: "The harness's ceiling: the best admission this machine allows",
   streams: 'Streams: a generated stream through writable and map into a slow sink',
   callChain: CALL_CHAIN_HEADING,
 } as const

@@ -492,6 +492,48 @@ export const FIXED_SYSTEMS: readonly SystemInfo[] = [
 ]
 
 /**
+ * The ceiling of this harness, not a product: node:http with no framework, a fixed in-flight cap of
+ * P + 2 (the pool full and two queries waiting in its FIFO, so a freed connection never idles for the
+ * event loop) and the bare 503 for the rest. Nothing adaptive, no queue of its own, the cheapest
+ * answer node:http allows: whatever goodput it misses is lost to the machine (the loop reading
+ * database answers late while it writes 503s), not to an admission policy.
+ */
+async function rawGate(ctx: SystemContext): Promise<BuiltSystem> {
+  const cap = ctx.poolSize + 2
+  let inFlight = 0
+  const server = serverFor((req, res) => {
+    if (inFlight >= cap) {
+      res.writeHead(503, HEADERS_503).end(BODY_503)
+      return
+    }
+    inFlight++
+    ctx.work(req).then(
+      () => {
+        inFlight--
+        res.end('ok')
+      },
+      () => {
+        inFlight--
+        res.statusCode = 500
+        res.end()
+      },
+    )
+  })
+  return { server }
+}
+
+/** Reference bounds, run by name only (`--systems raw-gate`): not in the overload matrix. */
+export const BOUND_SYSTEMS: readonly SystemInfo[] = [
+  {
+    name: 'raw-gate',
+    label: 'node:http, fixed cap P + 2 (harness ceiling)',
+    framework: 'node',
+    kind: 'naive',
+    build: rawGate,
+  },
+]
+
+/**
  * The rejection tier's limit: one slot, no queue. One request holds the slot for the whole tier, so
  * every other request is turned away the moment it is decided.
  */
@@ -565,7 +607,8 @@ export function systemByName(name: string): SystemInfo {
   const system =
     SYSTEMS.find((s) => s.name === name) ??
     FIXED_SYSTEMS.find((s) => s.name === name) ??
-    REJECTION_SYSTEMS.find((s) => s.name === name)
+    REJECTION_SYSTEMS.find((s) => s.name === name) ??
+    BOUND_SYSTEMS.find((s) => s.name === name)
   if (system === undefined) throw new Error(`unknown system ${name}`)
   return system
 }
