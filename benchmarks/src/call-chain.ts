@@ -404,11 +404,14 @@ export async function runCallChain(options: {
     log(
       `  chain A→B→C at 5×, run ${run}: ${ch.attemptsAtCPerLogical} attempts at C per logical (${ch.attemptsAtC}/${ch.logical}), goodput ${ch.goodputPct}% of C, A 503s ${ch.a503} (Retry-After ${ch.a503RetryAfter}, retried-below ${ch.a503RetriedBelow}), B routes for departed ${ch.bRoutesForDeparted}, C attempts for departed ${ch.cAttemptsForDeparted}`,
     )
-    const one = await fleet(1, true, durationMs)
-    oneXRows.push({ ...one, run })
-    log(
-      `  fleet 1×, run ${run}: held ${one.held}, refused ${one.refused}, goodput ${one.goodputPct}% of C, p99 ${one.p99Ms} ms, server 503s ${one.serverRejections}`,
-    )
+    // At 1× beside today's client (no limit), in the same run: what holding costs and what it saves.
+    for (const clientLimit of [false, true]) {
+      const one = await fleet(1, clientLimit, durationMs)
+      oneXRows.push({ ...one, run })
+      log(
+        `  fleet 1×, client limit ${clientLimit ? 'on' : 'off'}, run ${run}: held ${one.held}, refused ${one.refused}, goodput ${one.goodputPct}% of C, p50 ${one.p50Ms} ms, p99 ${one.p99Ms} ms, server 503s ${one.serverRejections}`,
+      )
+    }
   }
   return {
     capacity: CAPACITY,
