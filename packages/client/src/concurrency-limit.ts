@@ -64,7 +64,7 @@ export type LimitOutcome =
 // the limit grows by one per round trip; above it the limit holds. It does not shrink on round trips
 // alone, as Vegas does above its upper bound: a server at its capacity queues a little by design (ours
 // keeps its round trips near twice the no-load time), and shrinking for that held back requests the
-// server would have served (measured at 1× C: 1,746-1,895 of 20,000 requests held locally; 829-1,705
+// server would have served (measured at 1× C: 1,746-1,895 of 2,000 requests held locally; 829-1,705
 // without the shrink). Only a drop (503, 429, timeout) cuts the limit, by DROP_RATIO at most once per
 // round trip, as TCP does per window: the rejections of one burst all report the same congestion.
 // Tried and dropped: growing while requests wait here for a slot. It held 77-928 at 1×, but probed an
