@@ -10,6 +10,12 @@ import { timerDelay } from './bounds.js'
 export interface Clock {
   /** Milliseconds from an arbitrary origin; monotonic. */
   now(): number
+  /**
+   * Add to `now()` for Unix time in ms, if the clock knows it: the adaptive limit schedules its
+   * probes on multiples of Unix time so the instances of a fleet probe together. Without it, `now()`
+   * itself is the grid (a shared manual clock in a simulation aligns just the same).
+   */
+  readonly epochOffsetMs?: number
   setTimeout(callback: () => void, ms: number): TimerHandle
   clearTimeout(handle: TimerHandle): void
 }
@@ -21,6 +27,7 @@ export type RandomSource = () => number
 
 export const systemClock: Clock = {
   now: () => performance.now(),
+  epochOffsetMs: performance.timeOrigin,
   setTimeout(callback, ms) {
     const timer = setTimeout(callback, timerDelay(ms))
     timer.unref()

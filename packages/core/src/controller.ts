@@ -321,9 +321,15 @@ export class BackpressureController {
     }
     this.name = name
     const now = this.clock.now()
-    this.limiter = resolveLimit(options.maxConcurrency, now, this.random, (previous, limit) => {
-      this.onLimitChange(previous, limit)
-    })
+    this.limiter = resolveLimit(
+      options.maxConcurrency,
+      now,
+      this.random,
+      (previous, limit) => {
+        this.onLimitChange(previous, limit)
+      },
+      this.clock.epochOffsetMs ?? 0,
+    )
     const resolved: ResolvedOptions = {
       maxQueueDepth: integerOption('maxQueueDepth', options.maxQueueDepth, 1000, 0),
       maxQueueWaitMs: numberOption(

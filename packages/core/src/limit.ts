@@ -36,7 +36,10 @@ export interface GradientLimitOptions {
   readonly updateIntervalMs?: number
   /** Which percentile of each interval's service times is compared with the baseline. @default 0.5 */
   readonly percentile?: number
-  /** Mean time between re-measurements of the no-load baseline (jittered ±25%). @default 10000 */
+  /**
+   * Mean time between re-measurements of the no-load baseline. Probes fall on multiples of it in Unix
+   * time, so the instances of a fleet probe together (see docs/adaptive-limit.md). @default 10000
+   */
   readonly probeIntervalMs?: number
 }
 
@@ -157,6 +160,10 @@ const PROBE_AGREEMENT = 0.1
 // pool each instance's probe then measured the others' queueing, and two instances' limits ratcheted
 // apart (simulated, N = 2 at 2x: Jain's fairness index 0.97 at 1/2, 0.57-0.60 at 3/5 to 3/4).
 const PROBE_SHARE = 0.5
+// The grid a repeated probe falls on: long enough that a fleet's probes, begun together, have all
+// ended before it (simulated: a 100 ms grid split repeats over two points and left Jain's index at
+// 0.51 for 50 instances at 10×; 250 ms kept it at 0.86 or more).
+const REPEAT_GRID_MS = 250
 
 type Phase = 'normal' | 'probe-drain' | 'probe-measure'
 
@@ -178,7 +185,11 @@ type Phase = 'normal' | 'probe-drain' | 'probe-measure'
  * downstream): a few service times, since every one taken at the lowered limit costs capacity. Why
  * half: see PROBE_SHARE. A probe that lowered
  * the baseline a lot is repeated at once, one that raised it a lot within about a second; otherwise
- * the next comes after a jittered interval, so a fleet does not probe in step.
+ * the next comes about an interval later, at a multiple of the interval in Unix time. Instances that
+ * share a downstream (a fleet in front of one database) so probe in step: each drains its own work
+ * while the others drain theirs, and measures the downstream empty rather than queued by its siblings
+ * (probed at random moments, their baselines absorbed that queueing and ratcheted: in simulation, ten
+ * instances' limits summed to 30 times the pool).
  */
 export class GradientLimit implements ConcurrencyLimit {
   private limit: number
@@ -214,6 +225,10 @@ export class GradientLimit implements ConcurrencyLimit {
   private saturated = false
   private nextUpdateAt: number
   private nextProbeAt: number
+  /** The probe now due is a repeat, off the fleet-wide schedule: it may only lower the baseline. */
+  private probeLowersOnly = false
+  /** Add to the clock's time for Unix time: the grid every instance of a fleet probes on. */
+  private readonly epochOffsetMs: number
   private readonly samples: IntervalSamples
   private readonly minLimit: number
   private readonly maxLimit: number
@@ -225,10 +240,12 @@ export class GradientLimit implements ConcurrencyLimit {
   constructor(
     options: GradientLimitOptions,
     now: number,
-    private readonly random: RandomSource,
+    random: RandomSource,
     private readonly onChange: LimitChangeListener,
+    epochOffsetMs = 0,
   ) {
     assertKnownKeys('maxConcurrency', options, GRADIENT_OPTION_KEYS)
+    this.epochOffsetMs = epochOffsetMs
     ;({ minLimit: this.minLimit, maxLimit: this.maxLimit, initialLimit: this.limit } = resolveBounds(options))
     this.tolerance = numberOption('maxConcurrency.tolerance', options.tolerance, 0.5, 0, 10)
     this.updateIntervalMs = numberOption('maxConcurrency.updateIntervalMs', options.updateIntervalMs, 100, 1)
@@ -240,10 +257,10 @@ export class GradientLimit implements ConcurrencyLimit {
       100,
     )
     this.samples = new IntervalSamples(256, random)
-    this.nextUpdateAt = now + this.updateIntervalMs
+    this.nextUpdateAt = this.onGrid(now, this.updateIntervalMs)
     this.countingSince = now
     // The first probe comes early: the first baseline may have been measured under load.
-    this.nextProbeAt = now + this.jitter(1000)
+    this.nextProbeAt = this.onGrid(now + 500, 1000)
   }
 
   get value(): number {
@@ -347,9 +364,9 @@ export class GradientLimit implements ConcurrencyLimit {
     this.phase = 'normal'
     this.stuckAllowance = 0
     this.samples.reset()
-    this.nextUpdateAt = now + this.updateIntervalMs
+    this.nextUpdateAt = this.onGrid(now, this.updateIntervalMs)
     this.countingSince = now
-    this.nextProbeAt = now + this.jitter(this.probeIntervalMs)
+    this.scheduleRegularProbe(now)
     if (this.value !== previous) this.onChange(previous, this.value)
   }
 
@@ -362,7 +379,7 @@ export class GradientLimit implements ConcurrencyLimit {
     const completed = this.samples.seen
     const steady = this.minRtt === Number.POSITIVE_INFINITY && this.samplesAgree()
     this.samples.reset()
-    this.nextUpdateAt = now + this.updateIntervalMs
+    this.nextUpdateAt = this.onGrid(now, this.updateIntervalMs)
     this.lastRtt = rtt
     // A decaying maximum: one interval that stalled (a busy event loop reads answers late) must not
     // make the downstream look narrower than it is (Express at 5× then probed at 1 slot for 321 ms).
@@ -382,9 +399,7 @@ export class GradientLimit implements ConcurrencyLimit {
       // first second (a probe at 2 slots for 60-180 ms on real servers, the first second at 59-98%
       // of C). Service times that vary a lot keep the early probe: one interval's median of them is
       // not worth ten seconds of trust.
-      if (steady && !this.saturated && maxInFlight < this.limit) {
-        this.nextProbeAt = now + this.jitter(this.probeIntervalMs)
-      }
+      if (steady && !this.saturated && maxInFlight < this.limit) this.scheduleRegularProbe(now)
     }
 
     const previous = this.value
@@ -429,25 +444,48 @@ export class GradientLimit implements ConcurrencyLimit {
     this.samples.reset()
     const previous = this.value
     const improved = measured < this.minRtt * 0.8
-    const raised = measured > this.minRtt * 1.25
-    // A fresh baseline, up or down: the downstream itself may have become slower or faster.
-    this.minRtt = measured
+    const raised = measured > this.minRtt * 1.25 && !this.probeLowersOnly
+    // A fresh baseline, up or down: the downstream itself may have become slower or faster. But a
+    // probe off the fleet's schedule ran while any siblings sharing the downstream kept it queued, so
+    // it may only lower the baseline: raising it on their queueing made that instance take the pool
+    // from the others (simulated, 20 instances at 5×: Jain's index 0.25, Σ limits 6.6 P).
+    if (!this.probeLowersOnly || measured < this.minRtt) this.minRtt = measured
     this.phase = 'normal'
     this.stuckAllowance = 0
-    this.nextUpdateAt = now + this.updateIntervalMs
+    this.nextUpdateAt = this.onGrid(now, this.updateIntervalMs)
     this.growthFrom = now + 2 * measured
     this.countingSince = now
-    // A big drop is checked again at once (a cold start under overload converges in a few probes); a
-    // big rise within about a second, since a probe that fell on a stalled event loop measured the
-    // stall, and an inflated baseline would hold the limit high until the next probe.
-    if (improved) this.nextProbeAt = now + this.updateIntervalMs
-    else if (raised) this.nextProbeAt = now + this.jitter(Math.min(1000, this.probeIntervalMs))
-    else this.nextProbeAt = now + this.jitter(this.probeIntervalMs)
+    // A big drop under overload is checked again at once (a cold start under overload converges in a
+    // few probes); a big rise within about a second, since a probe that fell on a stalled event loop
+    // measured the stall, and an inflated baseline would hold the limit high until the next probe.
+    // Repeats fall on a grid of their own, so the instances of a fleet whose probes all improved
+    // repeat together. Below capacity a drop found by a regular probe is not repeated: there it is as
+    // likely a low median of varied service times, and a repeat that may only lower would keep the
+    // lowest of two; a repeat that lowered the baseline a lot is followed by another.
+    const repeat = improved
+    if (repeat) this.nextProbeAt = this.onGrid(now, Math.min(REPEAT_GRID_MS, this.probeIntervalMs))
+    else if (raised) this.nextProbeAt = this.onGrid(now + 750, Math.min(500, this.probeIntervalMs))
+    else this.scheduleRegularProbe(now)
+    this.probeLowersOnly = (repeat || raised) && this.saturated
     if (this.value !== previous) this.onChange(previous, this.value)
   }
 
-  private jitter(ms: number): number {
-    return ms * (0.75 + this.random() * 0.5)
+  /**
+   * The next probe on the fleet-wide schedule: half an interval to one and a half from now, at a
+   * multiple of the interval in Unix time, so every instance whose clock is right probes at the same
+   * moment and the downstream they share is drained when each measures it.
+   */
+  private scheduleRegularProbe(now: number): void {
+    this.nextProbeAt = this.onGrid(now + this.probeIntervalMs / 2, this.probeIntervalMs)
+    this.probeLowersOnly = false
+  }
+
+  /**
+   * The first multiple of `periodMs` in Unix time after `after`, in the clock's time. Updates fall on
+   * this grid too, so a fleet's instances, whenever each started, begin a probe at the same update.
+   */
+  private onGrid(after: number, periodMs: number): number {
+    return Math.floor((after + this.epochOffsetMs) / periodMs + 1) * periodMs - this.epochOffsetMs
   }
 }
 
@@ -545,8 +583,10 @@ export function resolveLimit(
   now: number,
   random: RandomSource,
   onChange: LimitChangeListener,
+  epochOffsetMs = 0,
 ): ConcurrencyLimit {
-  if (option === undefined || option === 'adaptive') return new GradientLimit({}, now, random, onChange)
+  if (option === undefined || option === 'adaptive')
+    return new GradientLimit({}, now, random, onChange, epochOffsetMs)
   if (typeof option === 'number') {
     if (Number.isInteger(option) && option >= 1) return new FixedLimit(option)
     throw new InvalidOptionError(
@@ -558,7 +598,7 @@ export function resolveLimit(
   if (typeof option === 'object' && option !== null && !Array.isArray(option)) {
     const algorithm = (option as { algorithm?: unknown }).algorithm
     if (algorithm === undefined || algorithm === 'gradient') {
-      return new GradientLimit(option as GradientLimitOptions, now, random, onChange)
+      return new GradientLimit(option as GradientLimitOptions, now, random, onChange, epochOffsetMs)
     }
     if (algorithm === 'aimd')
       return new AimdLimit(option as unknown as AimdLimitOptions, now, random, onChange)
