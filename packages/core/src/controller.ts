@@ -321,6 +321,10 @@ export class BackpressureController {
     }
     this.name = name
     const now = this.clock.now()
+    const epochOffsetMs = this.clock.epochOffsetMs
+    if (epochOffsetMs !== undefined && !Number.isFinite(epochOffsetMs)) {
+      throw new InvalidOptionError('clock.epochOffsetMs', 'a finite number of milliseconds', epochOffsetMs)
+    }
     this.limiter = resolveLimit(
       options.maxConcurrency,
       now,
@@ -328,7 +332,7 @@ export class BackpressureController {
       (previous, limit) => {
         this.onLimitChange(previous, limit)
       },
-      this.clock.epochOffsetMs ?? 0,
+      epochOffsetMs ?? 0,
     )
     const resolved: ResolvedOptions = {
       maxQueueDepth: integerOption('maxQueueDepth', options.maxQueueDepth, 1000, 0),

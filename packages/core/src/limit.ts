@@ -227,6 +227,7 @@ export class GradientLimit implements ConcurrencyLimit {
   private nextProbeAt: number
   /** The probe now due is a repeat, off the fleet-wide schedule: it may only lower the baseline. */
   private probeLowersOnly = false
+  private firstProbe = true
   /** Add to the clock's time for Unix time: the grid every instance of a fleet probes on. */
   private readonly epochOffsetMs: number
   private readonly samples: IntervalSamples
@@ -462,7 +463,11 @@ export class GradientLimit implements ConcurrencyLimit {
     // repeat together. Below capacity a drop found by a regular probe is not repeated: there it is as
     // likely a low median of varied service times, and a repeat that may only lower would keep the
     // lowest of two; a repeat that lowered the baseline a lot is followed by another.
-    const repeat = improved
+    // The first probe under overload is always checked again: in a fleet that started together, the
+    // probes all began at one update but did not all find the pool drained, and one instance left on a
+    // baseline its siblings' queue inflated takes the pool from the others until the next grid probe.
+    const repeat = improved || (this.firstProbe && this.saturated)
+    this.firstProbe = false
     if (repeat) this.nextProbeAt = this.onGrid(now, Math.min(REPEAT_GRID_MS, this.probeIntervalMs))
     else if (raised) this.nextProbeAt = this.onGrid(now + 750, Math.min(500, this.probeIntervalMs))
     else this.scheduleRegularProbe(now)
@@ -471,12 +476,13 @@ export class GradientLimit implements ConcurrencyLimit {
   }
 
   /**
-   * The next probe on the fleet-wide schedule: half an interval to one and a half from now, at a
-   * multiple of the interval in Unix time, so every instance whose clock is right probes at the same
-   * moment and the downstream they share is drained when each measures it.
+   * The next probe on the fleet-wide schedule: the next multiple of the interval in Unix time, so
+   * every instance whose clock is right probes at the same moment and the downstream they share is
+   * drained when each measures it. The next one, however soon: an instance that joined a fleet a
+   * second before it must not wait an interval more on a baseline its siblings' queue inflated.
    */
   private scheduleRegularProbe(now: number): void {
-    this.nextProbeAt = this.onGrid(now + this.probeIntervalMs / 2, this.probeIntervalMs)
+    this.nextProbeAt = this.onGrid(now, this.probeIntervalMs)
     this.probeLowersOnly = false
   }
 

@@ -448,6 +448,18 @@ describe('GradientLimit unit behaviour', () => {
   })
 
   it('validates its options', () => {
+    const clock = new ManualClock(0)
+    expect(
+      () =>
+        new BackpressureController({
+          clock: {
+            now: () => clock.now(),
+            setTimeout: clock.setTimeout.bind(clock),
+            clearTimeout: clock.clearTimeout.bind(clock),
+            epochOffsetMs: Number.NaN,
+          },
+        }),
+    ).toThrow(/`clock.epochOffsetMs`.*NaN/)
     expect(() => makeController({ maxConcurrency: { initialLimit: 0 } })).toThrow(
       /`maxConcurrency.initialLimit`/,
     )
