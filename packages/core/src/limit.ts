@@ -225,9 +225,8 @@ export class GradientLimit implements ConcurrencyLimit {
   private saturated = false
   private nextUpdateAt: number
   private nextProbeAt: number
-  /** The probe now due is a repeat, off the fleet-wide schedule: it may only lower the baseline. */
+  /** The probe now due is a repeat under overload, off the fleet-wide schedule: it may only lower the baseline. */
   private probeLowersOnly = false
-  private firstProbe = true
   /** Add to the clock's time for Unix time: the grid every instance of a fleet probes on. */
   private readonly epochOffsetMs: number
   private readonly samples: IntervalSamples
@@ -447,27 +446,26 @@ export class GradientLimit implements ConcurrencyLimit {
     const improved = measured < this.minRtt * 0.8
     const raised = measured > this.minRtt * 1.25 && !this.probeLowersOnly
     // A fresh baseline, up or down: the downstream itself may have become slower or faster. But a
-    // probe off the fleet's schedule ran while any siblings sharing the downstream kept it queued, so
-    // it may only lower the baseline: raising it on their queueing made that instance take the pool
-    // from the others (simulated, 20 instances at 5×: Jain's index 0.25, Σ limits 6.6 P).
+    // repeat under overload falls off the fleet's schedule and ran while any siblings sharing the
+    // downstream kept it queued, so it may only lower the baseline: raising it on their queueing made
+    // that instance take the pool from the others (simulated, 20 instances at 5×: Jain's index 0.25,
+    // Σ limits 6.6 P). Below capacity nothing keeps the downstream queued, and a repeat that could
+    // only lower would keep the lowest of two noisy medians of varied service times.
     if (!this.probeLowersOnly || measured < this.minRtt) this.minRtt = measured
     this.phase = 'normal'
     this.stuckAllowance = 0
     this.nextUpdateAt = this.onGrid(now, this.updateIntervalMs)
     this.growthFrom = now + 2 * measured
     this.countingSince = now
-    // A big drop under overload is checked again at once (a cold start under overload converges in a
-    // few probes); a big rise within about a second, since a probe that fell on a stalled event loop
-    // measured the stall, and an inflated baseline would hold the limit high until the next probe.
-    // Repeats fall on a grid of their own, so the instances of a fleet whose probes all improved
-    // repeat together. Below capacity a drop found by a regular probe is not repeated: there it is as
-    // likely a low median of varied service times, and a repeat that may only lower would keep the
-    // lowest of two; a repeat that lowered the baseline a lot is followed by another.
-    // The first probe under overload is always checked again: in a fleet that started together, the
-    // probes all began at one update but did not all find the pool drained, and one instance left on a
-    // baseline its siblings' queue inflated takes the pool from the others until the next grid probe.
-    const repeat = improved || (this.firstProbe && this.saturated)
-    this.firstProbe = false
+    // A big drop is checked again at once (a cold start under overload converges in a few probes); a
+    // big rise within about a second, since a probe that fell on a stalled event loop measured the
+    // stall, and an inflated baseline would hold the limit high until the next probe. Repeats fall on
+    // a grid of their own, so the instances of a fleet whose probes all improved repeat together.
+    // Tried: always repeating the first probe under overload, and a regular probe at the next grid
+    // point however soon (for a fleet started together, and for joiners). Simulated 50 instances at
+    // 10× went from Jain 0.37 to 0.90, but a single server on the short tier lost 0.3-0.7 points of C
+    // at 2× and 5× to the extra probes; left out.
+    const repeat = improved
     if (repeat) this.nextProbeAt = this.onGrid(now, Math.min(REPEAT_GRID_MS, this.probeIntervalMs))
     else if (raised) this.nextProbeAt = this.onGrid(now + 750, Math.min(500, this.probeIntervalMs))
     else this.scheduleRegularProbe(now)
@@ -476,13 +474,12 @@ export class GradientLimit implements ConcurrencyLimit {
   }
 
   /**
-   * The next probe on the fleet-wide schedule: the next multiple of the interval in Unix time, so
-   * every instance whose clock is right probes at the same moment and the downstream they share is
-   * drained when each measures it. The next one, however soon: an instance that joined a fleet a
-   * second before it must not wait an interval more on a baseline its siblings' queue inflated.
+   * The next probe on the fleet-wide schedule: half an interval to one and a half from now, at a
+   * multiple of the interval in Unix time, so every instance whose clock is right probes at the same
+   * moment and the downstream they share is drained when each measures it.
    */
   private scheduleRegularProbe(now: number): void {
-    this.nextProbeAt = this.onGrid(now, this.probeIntervalMs)
+    this.nextProbeAt = this.onGrid(now + this.probeIntervalMs / 2, this.probeIntervalMs)
     this.probeLowersOnly = false
   }
 
