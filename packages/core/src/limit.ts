@@ -474,12 +474,14 @@ export class GradientLimit implements ConcurrencyLimit {
   }
 
   /**
-   * The next probe on the fleet-wide schedule: half an interval to one and a half from now, at a
+   * The next probe on the fleet-wide schedule: ¾ of an interval to 1¾ from now (no sooner than the
+   * jittered schedule before it allowed: a consumer whose prefetch followed the limit sheds what it
+   * already holds when a probe lowers the limit, and probes half an interval apart did so), at a
    * multiple of the interval in Unix time, so every instance whose clock is right probes at the same
    * moment and the downstream they share is drained when each measures it.
    */
   private scheduleRegularProbe(now: number): void {
-    this.nextProbeAt = this.onGrid(now + this.probeIntervalMs / 2, this.probeIntervalMs)
+    this.nextProbeAt = this.onGrid(now + this.probeIntervalMs * 0.75, this.probeIntervalMs)
     this.probeLowersOnly = false
   }
 
