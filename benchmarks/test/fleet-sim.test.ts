@@ -19,6 +19,15 @@ function run(phases: FleetPhase[], options: BackpressureOptions) {
 const steady = async (n: number, multiple: number, options: BackpressureOptions) =>
   fleetWindow(await run([{ durationMs: 8000, multiple, connections: 4 * n, instances: n }], options), 3, 8)
 
+/** The fleets the issue names: N instances at a multiple of the pool's capacity. */
+const FLEETS: [number, number][] = [
+  [2, 2],
+  [2, 10],
+  [10, 2],
+  [10, 10],
+  [50, 2],
+]
+
 describe('fleet simulation', () => {
   it("Jain's index: 1 when every instance gets the same, 1/n when one gets everything", () => {
     expect(jain([5, 5, 5, 5])).toBe(1)
@@ -40,13 +49,7 @@ describe('fleet simulation', () => {
   })
 
   const aimd = FLEET_LIMITS['aimd 15 ms']!
-  it.each([
-    [2, 2],
-    [2, 10],
-    [10, 2],
-    [10, 10],
-    [50, 2],
-  ])('AIMD on a latency target meets every target: N = %i at %i×', async (n, multiple) => {
+  it.each(FLEETS)('AIMD on a latency target meets every target: N = %i at %i×', async (n, multiple) => {
     const w = await steady(n, multiple, aimd)
     expect(w.goodput).toBeGreaterThanOrEqual(0.99)
     expect(w.sumLimitsOverP).toBeGreaterThanOrEqual(1)
@@ -77,13 +80,7 @@ describe('fleet simulation', () => {
   })
 
   describe('the default (gradient) limit', () => {
-    it.each([
-      [2, 2],
-      [2, 10],
-      [10, 2],
-      [10, 10],
-      [50, 2],
-    ])('keeps goodput at 99 percent or more: N = %i at %i×', async (n, multiple) => {
+    it.each(FLEETS)('keeps goodput at 99 percent or more: N = %i at %i×', async (n, multiple) => {
       expect((await steady(n, multiple, {})).goodput).toBeGreaterThanOrEqual(0.99)
     })
 
@@ -92,13 +89,7 @@ describe('fleet simulation', () => {
     // absorbed the others' queueing and the limits ratcheted: Σ limits 18–35 P at N = 10, queries
     // waiting 290–430 ms for a connection (docs/fleet.md). "Near P" here is where one instance alone
     // settles against the same pool, about 2.1 P: its limit keeps a few queries waiting, by design.
-    it.each([
-      [2, 2],
-      [2, 10],
-      [10, 2],
-      [10, 10],
-      [50, 2],
-    ])(
+    it.each(FLEETS)(
       'Σ limits settles where one instance alone would, the pool never queued for long: N = %i at %i×',
       async (n, multiple) => {
         const alone = await steady(1, multiple, {})
