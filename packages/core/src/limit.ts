@@ -37,8 +37,9 @@ export interface GradientLimitOptions {
   /** Which percentile of each interval's service times is compared with the baseline. @default 0.5 */
   readonly percentile?: number
   /**
-   * Mean time between re-measurements of the no-load baseline. Probes fall on multiples of it in Unix
-   * time, so the instances of a fleet probe together (see docs/adaptive-limit.md). @default 10000
+   * Time between re-measurements of the no-load baseline: the next comes ¾ of it to 1¾ after the
+   * last, at a multiple of it in Unix time, so the instances of a fleet probe together (see
+   * docs/adaptive-limit.md). @default 10000
    */
   readonly probeIntervalMs?: number
 }
@@ -185,7 +186,7 @@ type Phase = 'normal' | 'probe-drain' | 'probe-measure'
  * downstream): a few service times, since every one taken at the lowered limit costs capacity. Why
  * half: see PROBE_SHARE. A probe that lowered
  * the baseline a lot is repeated at once, one that raised it a lot within about a second; otherwise
- * the next comes about an interval later, at a multiple of the interval in Unix time. Instances that
+ * the next comes ¾ of an interval to 1¾ later, at a multiple of the interval in Unix time. Instances that
  * share a downstream (a fleet in front of one database) so probe in step: each drains its own work
  * while the others drain theirs, and measures the downstream empty rather than queued by its siblings
  * (probed at random moments, their baselines absorbed that queueing and ratcheted: in simulation, ten
@@ -465,11 +466,10 @@ export class GradientLimit implements ConcurrencyLimit {
     // point however soon (for a fleet started together, and for joiners). Simulated 50 instances at
     // 10× went from Jain 0.37 to 0.90, but a single server on the short tier lost 0.3-0.7 points of C
     // at 2× and 5× to the extra probes; left out.
-    const repeat = improved
-    if (repeat) this.nextProbeAt = this.onGrid(now, Math.min(REPEAT_GRID_MS, this.probeIntervalMs))
+    if (improved) this.nextProbeAt = this.onGrid(now, Math.min(REPEAT_GRID_MS, this.probeIntervalMs))
     else if (raised) this.nextProbeAt = this.onGrid(now + 750, Math.min(500, this.probeIntervalMs))
     else this.scheduleRegularProbe(now)
-    this.probeLowersOnly = (repeat || raised) && this.saturated
+    this.probeLowersOnly = (improved || raised) && this.saturated
     if (this.value !== previous) this.onChange(previous, this.value)
   }
 
