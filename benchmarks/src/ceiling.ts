@@ -9,8 +9,8 @@
  */
 import { loadavg } from 'node:os'
 import type { BenchResults } from './bench.js'
-import { runShortRuns, type ShortRun, type ShortRunsResults } from './short-runs.js'
-import { round } from './stats.js'
+import { runShortRuns, type ShortRunsResults } from './short-runs.js'
+import { mean, round } from './stats.js'
 
 export const CEILING_SYSTEM = 'raw-gate'
 
@@ -59,10 +59,6 @@ export async function runCeiling(options: {
   }
 }
 
-const mean = (xs: readonly number[]): number => xs.reduce((a, x) => a + x, 0) / Math.max(1, xs.length)
-const list = (runs: readonly { goodputPct: number }[]): string =>
-  runs.map((r) => r.goodputPct.toFixed(1)).join(', ')
-
 /** Ceiling beside ours, for each load the targets name: every run of each. */
 export function ceilingSection(results: BenchResults, heading: string): string | undefined {
   const ceiling = results.ceiling
@@ -74,11 +70,16 @@ export function ceilingSection(results: BenchResults, heading: string): string |
   out.push('')
   out.push('| load, phase | system | goodput % of C, every run | mean | runs ≥ 99% | runs ≥ 97% | hold, ms |')
   out.push('|---|---|---|---:|---:|---:|---:|')
-  const row = (where: string, system: string, runs: readonly ShortRun[]): void => {
+  // A short run and a macro phase both carry these two figures.
+  const row = (
+    where: string,
+    system: string,
+    runs: readonly { goodputPct: number; meanHoldMs: number }[],
+  ) => {
     if (runs.length === 0) return
     const holds = runs.map((r) => r.meanHoldMs)
     out.push(
-      `| ${where} | ${system} | ${list(runs)} | ${mean(runs.map((r) => r.goodputPct)).toFixed(1)} | ${runs.filter((r) => r.goodputPct >= 99).length} of ${runs.length} | ${runs.filter((r) => r.goodputPct >= 97).length} of ${runs.length} | ${Math.min(...holds).toFixed(2)}–${Math.max(...holds).toFixed(2)} |`,
+      `| ${where} | ${system} | ${runs.map((r) => r.goodputPct.toFixed(1)).join(', ')} | ${mean(runs.map((r) => r.goodputPct)).toFixed(1)} | ${runs.filter((r) => r.goodputPct >= 99).length} of ${runs.length} | ${runs.filter((r) => r.goodputPct >= 97).length} of ${runs.length} | ${Math.min(...holds).toFixed(2)}–${Math.max(...holds).toFixed(2)} |`,
     )
   }
   for (const multiple of [2, 5]) {
@@ -99,10 +100,10 @@ export function ceilingSection(results: BenchResults, heading: string): string |
   const where = `10×, ${ceiling.tenfold.durationMs / 1000} s`
   row(where, '**ceiling**', ceiling.tenfold.runs)
   for (const system of ['ours-express-attached', 'ours-koa-attached']) {
-    const phases = (results.macro?.phases ?? []).filter((p) => p.system === system && p.multiple === 10)
-    if (phases.length === 0) continue
-    out.push(
-      `| ${where} | ${system} | ${list(phases)} | ${mean(phases.map((p) => p.goodputPct)).toFixed(1)} | ${phases.filter((p) => p.goodputPct >= 99).length} of ${phases.length} | ${phases.filter((p) => p.goodputPct >= 97).length} of ${phases.length} | ${Math.min(...phases.map((p) => p.meanHoldMs)).toFixed(2)}–${Math.max(...phases.map((p) => p.meanHoldMs)).toFixed(2)} |`,
+    row(
+      where,
+      system,
+      (results.macro?.phases ?? []).filter((p) => p.system === system && p.multiple === 10),
     )
   }
   out.push('')
