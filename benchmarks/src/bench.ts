@@ -384,17 +384,21 @@ if (only.has('macro')) {
   }
 }
 
-/** C of a route with no queue in front: what unprotected Express serves of it closed-loop, measured now. */
-async function calibrateClosedLoop(config: {
-  poolSize: number
-  queryMs: number
-  cpuMs: number
-}): Promise<number> {
+/**
+ * C of a route with no queue in front: what unprotected Express serves of it closed-loop, measured now.
+ * `connections` must keep the route's bottleneck busy: 8 for a CPU-bound route; for one that also
+ * awaits a pool, enough to keep every connection of the pool busy too (8 sockets in front of a pool
+ * of 16 measured half of what the server serves).
+ */
+async function calibrateClosedLoop(
+  config: { poolSize: number; queryMs: number; cpuMs: number },
+  connections = 8,
+): Promise<number> {
   const calibrate = await startServer({ system: 'express', ...config, deadlineMs: 1000 })
   try {
-    await autocannon({ url: `${calibrate.origin}/work`, connections: 8, duration: 1 })
+    await autocannon({ url: `${calibrate.origin}/work`, connections, duration: 1 })
     return Math.round(
-      (await autocannon({ url: `${calibrate.origin}/work`, connections: 8, duration: 2 })).requests.average,
+      (await autocannon({ url: `${calibrate.origin}/work`, connections, duration: 2 })).requests.average,
     )
   } finally {
     await calibrate.kill()
@@ -403,7 +407,16 @@ async function calibrateClosedLoop(config: {
 
 if (only.has('cpu') && cpuMultiples.length > 0) {
   const capacity = await calibrateClosedLoop({ poolSize: 0, queryMs: 0, cpuMs: 1 })
-  const scenario: Scenario = { poolSize: 0, queryMs: 0, cpuMs: 1, deadlineMs: 1000, capacity }
+  // Clients already connected when the overload begins, as a busy server's are: opened during it,
+  // most would wait in the kernel's accept queue and time out unread (see LoadOptions.preconnect).
+  const scenario: Scenario = {
+    poolSize: 0,
+    queryMs: 0,
+    cpuMs: 1,
+    deadlineMs: 1000,
+    capacity,
+    connectedClients: true,
+  }
   const systems = systemsFlag ?? CPU_SYSTEMS
   const startedAt = new Date().toISOString()
   const loadavgStart = loadavg().map((v) => round(v, 2))
@@ -412,13 +425,14 @@ if (only.has('cpu') && cpuMultiples.length > 0) {
   )
   const { phases } = await runMatrix(systems, cpuMultiples, scenario, runs)
   // Both bounds at once: half the CPU, and a pool that alone could serve about what the CPU can.
-  const mixedCapacity = await calibrateClosedLoop({ poolSize: 16, queryMs: 10, cpuMs: 0.5 })
+  const mixedCapacity = await calibrateClosedLoop({ poolSize: 16, queryMs: 10, cpuMs: 0.5 }, 48)
   const mixedScenario: Scenario = {
     poolSize: 16,
     queryMs: 10,
     cpuMs: 0.5,
     deadlineMs: 1000,
     capacity: mixedCapacity,
+    connectedClients: true,
   }
   const mixedSystems = systems.filter((s) =>
     [

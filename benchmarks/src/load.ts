@@ -34,6 +34,16 @@ export interface LoadOptions {
   readonly deadlineMs?: number
   /** Sockets the generator may open; each outstanding request needs one (HTTP/1.1, no pipelining): past it, requests wait for a free socket. */
   readonly connections?: number
+  /**
+   * Sockets connected before the first request (up to `connections`): clients already connected when
+   * the load begins, as a server's keep-alive clients or a proxy's pool are. Without them every socket
+   * past the first few is opened during the overload, and a server whose loop is saturated accepts
+   * few: the kernel's accept queue (511 for Node) fills and drops the rest's SYNs, so most excess
+   * requests time out without the server ever reading them. @default 0
+   */
+  readonly preconnect?: number
+  /** Called once the preconnected sockets are up, just before the first request leaves. */
+  readonly onConnected?: () => void
   /** How long to wait after the last send for answers before counting the rest as unanswered. @default deadline + 1000 */
   readonly settleMs?: number
   /** Called about once a second while the load runs. */
@@ -130,7 +140,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
     return perSecond[second]!
   }
 
-  const start = performance.now()
+  let start = performance.now()
   let lastSentAt = start
   let drained: (() => void) | undefined
 
@@ -171,6 +181,12 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   }
 
   const client = new Client(options.origin, options.path, connections, settle)
+  if ((options.preconnect ?? 0) > 0) {
+    await client.preconnect(Math.min(connections, options.preconnect ?? 0))
+    start = performance.now()
+    lastSentAt = start
+  }
+  options.onConnected?.()
 
   // Requests leave in schedule order, so their deadlines are in order too: one FIFO expires them all.
   // Past its deadline a request counts as a timeout at once, wherever it is (waiting for a socket, or
@@ -442,6 +458,25 @@ class Client {
     )
   }
 
+  /**
+   * Opens `count` sockets, a batch at a time so the server's accept queue never overflows (a dropped
+   * SYN is retried only a second later), and keeps those that connected as idle ones.
+   */
+  async preconnect(count: number): Promise<void> {
+    const batch = 256
+    for (let opened = 0; opened < count; opened += batch) {
+      const conns: Conn[] = []
+      for (let i = opened; i < Math.min(count, opened + batch); i++) conns.push(this.connect())
+      await Promise.all(conns.map((conn) => conn.connected))
+      const now = performance.now()
+      for (const conn of conns) {
+        if (conn.dead) continue
+        conn.idleSince = now
+        this.idle.push(conn)
+      }
+    }
+  }
+
   dispatch(req: InFlight): void {
     const conn = this.take()
     if (conn !== undefined) conn.send(req)
@@ -548,6 +583,8 @@ class Conn {
   req: InFlight | undefined = undefined
   dead = false
   idleSince = 0
+  /** Settles once the socket connected or failed to. */
+  readonly connected: Promise<void>
   private state = HEAD
   /** Bytes of a head split across reads, copied out of the shared read buffer. */
   private partial: Buffer | undefined = undefined
@@ -576,6 +613,10 @@ class Conn {
     })
     this.socket.on('error', noop)
     this.socket.on('close', (hadError) => this.onClose(hadError))
+    this.connected = new Promise<void>((resolve) => {
+      this.socket.once('connect', resolve)
+      this.socket.once('close', () => resolve())
+    })
   }
 
   send(req: InFlight): void {

@@ -14,6 +14,11 @@ export interface Scenario {
   readonly deadlineMs: number
   /** Capacity C in requests per second. */
   readonly capacity: number
+  /**
+   * Clients already connected when the load begins: as many keep-alive sockets as the load can have
+   * requests within a deadline, opened before it (see `LoadOptions.preconnect`). @default false
+   */
+  readonly connectedClients?: boolean
 }
 
 export function ioScenario(poolSize = 4, queryMs = 10, deadlineMs = 1000): Scenario {
@@ -105,18 +110,29 @@ export async function runPhase(options: PhaseOptions): Promise<PhaseResult> {
       rssNow = memory(server.pid).rss
       rssSeries.push(rssNow)
     }, 250)
-    const cpuBefore = cpuNs(server.pid)
-    const machineBefore = machineBusyMs()
-    const generatorBefore = process.cpuUsage()
-    const wallBefore = performance.now()
-    server.go()
+    let cpuBefore = 0
+    let machineBefore = 0
+    let generatorBefore = process.cpuUsage()
+    let wallBefore = 0
+    const begin = (): void => {
+      cpuBefore = cpuNs(server.pid)
+      machineBefore = machineBusyMs()
+      generatorBefore = process.cpuUsage()
+      wallBefore = performance.now()
+      server.go()
+    }
     const onProgress = options.onProgress
+    const rate = scenario.capacity * multiple
     const load = await runLoad({
       origin: server.origin,
       path: '/work',
-      rate: scenario.capacity * multiple,
+      rate,
       durationMs: options.durationMs,
       deadlineMs: scenario.deadlineMs,
+      ...(scenario.connectedClients === true
+        ? { preconnect: Math.ceil((rate * scenario.deadlineMs) / 1000) }
+        : {}),
+      onConnected: begin,
       ...(onProgress === undefined ? {} : { onProgress: (p) => onProgress({ ...p, rss: rssNow }) }),
     })
     const cpuAfter = cpuNs(server.pid)

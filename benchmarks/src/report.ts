@@ -368,7 +368,7 @@ export async function writeReport(results: BenchResults): Promise<string[]> {
     lines.push('## CPU-bound variant')
     lines.push('')
     lines.push(
-      `No database: each request burns ${cpu.scenario.cpuMs} ms of CPU on the event loop, where event-loop signals are the right ones. C = ${cpu.scenario.capacity} req/s (${cpu.calibration}). ${cpu.durationMs / 1000} s per phase.`,
+      `No database: each request burns ${cpu.scenario.cpuMs} ms of CPU on the event loop, where event-loop signals are the right ones. C = ${cpu.scenario.capacity} req/s (${cpu.calibration}). ${cpu.durationMs / 1000} s per phase.${cpu.scenario.connectedClients === true ? " The clients are connected before the load begins (as many keep-alive sockets as the load can have requests within a deadline, as a busy server's clients or a proxy's pool are), so every request reaches the server: opened during the overload instead, most sockets would wait in the kernel's accept queue, which a saturated Node process drains slowly (measured: 635 accepted in 4 s at 2×, the queue full at 512), and their requests would time out unread, shed for free by the kernel." : ''}`,
     )
     lines.push('')
     lines.push(cpuBound(results))

@@ -305,9 +305,9 @@ export function runConformanceSuite(harness: AdapterHarness): void {
     })
 
     describe('the event loop', () => {
-      it('sheds for the event loop when turned on and routes spend CPU (event_loop_delay), and stops after', async () => {
-        // The harness as users install it, with event-loop shedding turned on.
-        const server = await harness.start({ eventLoopShedding: true }, [
+      it('sheds for the event loop by default when routes spend CPU (event_loop_delay), and stops after', async () => {
+        // The harness as users install it, with no options: event-loop shedding is on by default.
+        const server = await harness.start({}, [
           {
             method: 'GET',
             path: '/cpu',

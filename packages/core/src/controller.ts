@@ -91,9 +91,10 @@ export interface BackpressureOptions {
   /**
    * Shed a fraction of arrivals when the server's own event loop is the bottleneck (routes that spend
    * CPU), so its lag stays at `targetLagMs`: a PI controller on the shed fraction, lower priorities
-   * first (see docs/adaptive-limit.md). `true` turns it on with { targetLagMs: 20, intervalMs: 25,
-   * maxFraction: 1 }; off by default until it measurably beats no shedding (see the docs).
-   * @default false
+   * first, and an arrival read in a loop turn that already ran twice the target is shed at once (see
+   * docs/adaptive-limit.md). On by default with { targetLagMs: 15, intervalMs: 25, maxFraction: 1 };
+   * `false` turns it off.
+   * @default true
    */
   readonly eventLoopShedding?: boolean | EventLoopSheddingOptions
   /** Told apart in metrics and events by this label. @default 'default' */
@@ -884,7 +885,7 @@ export class BackpressureController {
   private shedReason(now: number, priority: number): RejectionReason | undefined {
     const processReason = this.signals?.overloadReason
     if (processReason !== undefined) return processReason
-    if (this.loopShedder?.shouldShed(priority)) return 'event_loop_delay'
+    if (this.loopShedder?.shouldShed(priority, now)) return 'event_loop_delay'
     if (this.options.adaptiveRejection) {
       const threshold = this.options.latencyThresholdMs
       const p99 = this.latency.value(now, this.options.latencyMinSamples)

@@ -6,10 +6,13 @@ import { assertKnownKeys, assertObject, numberOption } from './validate.js'
 
 /**
  * `eventLoopShedding`: shed a fraction of arrivals when the server's own event loop is the
- * bottleneck. Off by default (`true` or options turn it on).
+ * bottleneck. On by default; `false` turns it off.
  */
 export interface EventLoopSheddingOptions {
-  /** Event-loop lag the controller holds the loop at under CPU overload, in ms. @default 20 */
+  /**
+   * Event-loop lag the controller holds the loop at under CPU overload, in ms; a loop turn that ran
+   * twice this is cut short. @default 15
+   */
   readonly targetLagMs?: number
   /** How often the lag is read and the shed fraction updated, in ms. @default 25 */
   readonly intervalMs?: number
@@ -23,23 +26,32 @@ const OPTION_KEYS: readonly string[] = Object.keys({
   maxFraction: true,
 } satisfies Record<keyof EventLoopSheddingOptions, true>)
 
-// The controller's gains, per unit of relative error (lag − target) / target, in velocity form. The
-// integral term (its error capped at ±1, so a loop back under its target pulls the fraction down as
-// fast as one above it pushes it up) finds the fraction that balances arrivals against what the loop
-// can do; the proportional term answers a lag that climbs at once, and damps the integral so the
-// fraction settles instead of swinging (a fixed threshold sheds in on/off waves).
+// The controller's gains, per unit of relative error (lag − target) / target. The integral term finds
+// the fraction that balances arrivals against what the loop can do: it climbs at up to 3 per second of
+// relative error (a lag far above target is a backlog to drain, and every 25 ms at too low a fraction
+// adds to it), and falls at up to 1 per second. The proportional term answers a lag that climbs at
+// once, sheds a little less while the lag is under target, and damps the integral so the fraction
+// settles instead of swinging.
 const INTEGRAL_GAIN = 1
+const MAX_INTEGRAL_ERROR = 3
 const PROPORTIONAL_GAIN = 0.1
-// The error the proportional term sees at most: 10 targets of lag.
-const MAX_ERROR = 10
+// The error the proportional term sees at most: 3 targets of lag. Larger, a loop that stalled for
+// seconds (lag 30 targets) swung the fraction from 0 to 1 and back on every tick.
+const MAX_ERROR = 3
 // Lag counts as the loop's own only when it was busy at least this share of the tick.
 const BUSY_UTILIZATION = 0.8
-// The loop's utilization the fraction holds it under: a loop busier than this for ticks on end never
-// catches up with what arrives.
-const TARGET_UTILIZATION = 0.98
+// ... only once it lasted two ticks in a row and this long: a GC pause or one long task makes one tick
+// late, a burst of arrivals on a loop below capacity a tick or two by a few ms ...
+const SUSTAINED_MS = 75
 // ... and only while requests arrive at some rate: a few now and then on a starved machine are not
 // what keeps the loop busy, and turning them away relieves nothing (at 25 ms ticks: 120 a second).
 const MIN_ARRIVALS_PER_TICK = 3
+// A turn is cut short only once it has read more than this many arrivals since the last tick: a flood,
+// not one long request (a big export, say) with a few read after it.
+const STALL_ARRIVALS = 8
+// A tick that fires late integrates the time it missed, but no more than this many intervals: one long
+// stall is one reading.
+const MAX_ELAPSED_INTERVALS = 10
 // Arrivals by priority are counted with this decay per tick (~a second's memory at 25 ms), so the
 // share of each priority reflects the recent mix.
 const PRIORITY_DECAY = 0.97
@@ -56,13 +68,14 @@ export function loopUtilizationReader(): () => number {
 }
 
 /**
- * Event-loop shedding, opt-in. When routes spend CPU (JSON, templates, crypto, validation),
+ * Event-loop shedding, on by default. When routes spend CPU (JSON, templates, crypto, validation),
  * requests wait in socket buffers and in the event loop before any middleware sees them; the work a
  * permit measures stays fast, so the concurrency limit sees nothing. The loop does: one unref'd timer
- * every `intervalMs` measures how late it fires (lag) and the loop's utilization since the last tick.
- * A PI controller (after Uber's Cinnamon) turns the larger of their distances from target into a
- * fraction of arrivals to turn away, so the lag stays at its target and the loop idles now and then;
- * lower priorities are shed first. The loop idle, the fraction is 0 and admission pays one comparison.
+ * every `intervalMs` measures how late it fires (lag), about as long as a request read now waited for
+ * JavaScript. A PI controller (after Uber's Cinnamon) turns the lag's distance from its target into a
+ * fraction of arrivals to turn away, so the lag stays at its target; lower priorities are shed first;
+ * and an arrival read in a loop turn that already ran too long is shed at once (`shouldShed`). The
+ * loop idle, the fraction is 0 and admission pays two comparisons.
  */
 export class EventLoopShedder {
   /** The share of arrivals being shed now, 0–maxFraction. */
@@ -72,8 +85,11 @@ export class EventLoopShedder {
   private readonly targetLagMs: number
   private readonly intervalMs: number
   private readonly maxFraction: number
-  private lastError = -1
-  private wasOver = false
+  /** The integral term: the fraction that balances arrivals against the loop, as learned so far. */
+  private integral = 0
+  /** Ticks in a row whose lag was above target, and the time they covered. */
+  private overTicks = 0
+  private overMs = 0
   /** Arrivals since the last tick, and per tick lately (a five-tick moving average). */
   private arrivalsThisTick = 0
   private recentArrivals = 0
@@ -85,9 +101,16 @@ export class EventLoopShedder {
   /** Below `cutoff` every arrival is shed, at `cutoff` a share `cutoffShare`, above it none. */
   private cutoff = Number.NEGATIVE_INFINITY
   private cutoffShare = 0
+  /** The highest priority in the recent mix (in a stall it is shed last), and whether it is the only one. */
+  private topPriority = 0
+  private onePriority = true
+  /** When the first arrival since the last tick was seen (Infinity: none yet). */
+  private workSince = Number.POSITIVE_INFINITY
+  private readonly stallMs: number
   private readonly tick = (): void => {
     const now = this.clock.now()
-    this.update(Math.max(0, now - this.dueAt), this.utilization())
+    const lag = Math.max(0, now - this.dueAt)
+    this.update(lag, this.utilization(), this.intervalMs + lag)
     this.arm(now)
   }
 
@@ -103,9 +126,10 @@ export class EventLoopShedder {
     private readonly utilization: () => number,
   ) {
     assertKnownKeys('eventLoopShedding', options, OPTION_KEYS)
-    this.targetLagMs = numberOption('eventLoopShedding.targetLagMs', options.targetLagMs, 20, 0, 60_000, true)
+    this.targetLagMs = numberOption('eventLoopShedding.targetLagMs', options.targetLagMs, 15, 0, 60_000, true)
     this.intervalMs = numberOption('eventLoopShedding.intervalMs', options.intervalMs, 25, 1, 60_000)
     this.maxFraction = numberOption('eventLoopShedding.maxFraction', options.maxFraction, 1, 0, 1)
+    this.stallMs = 2 * this.targetLagMs
   }
 
   start(): void {
@@ -116,44 +140,77 @@ export class EventLoopShedder {
     if (this.timer !== undefined) this.clock.clearTimeout(this.timer)
     this.timer = undefined
     this.fraction = 0
+    this.integral = 0
   }
 
-  /** Whether an arrival of this priority is turned away now. Counts it either way. */
-  shouldShed(priority: number): boolean {
+  /**
+   * Whether an arrival of this priority is turned away now (`now` from the same clock). Counts it
+   * either way.
+   *
+   * The fraction changes only between ticks, and a tick runs only between the loop's turns; when
+   * arrivals come faster than the loop serves them, one turn reads every socket that became readable
+   * during the last, and each turn is longer than the one before (at 5× capacity and no fraction yet:
+   * 100 ms, then 400, then more). So arrivals also check the turn they are read in: once the work
+   * admitted since the timer fell due has run more than twice the target lag, and more than a few
+   * arrivals were read since the last tick, the rest of the turn is shed (the highest priority in the
+   * mix only after twice that), and the turn ends soon. Time before
+   * the turn's first arrival does not count: a GC pause or a starved process stalls the loop too, and
+   * the few requests read after it are not what made it late.
+   */
+  shouldShed(priority: number, now: number): boolean {
     this.arrivalsThisTick++
     if (priority === 0) this.zeroArrivals++
     else this.arrivals.set(priority, (this.arrivals.get(priority) ?? 0) + 1)
+    if (this.workSince === Number.POSITIVE_INFINITY) this.workSince = now
+    const stalledMs = now - Math.max(this.dueAt, this.workSince)
+    if (
+      stalledMs > this.stallMs &&
+      this.arrivalsThisTick > STALL_ARRIVALS &&
+      (priority < this.topPriority || this.onePriority || stalledMs > 2 * this.stallMs)
+    ) {
+      return true
+    }
     if (this.fraction === 0) return false
     if (priority < this.cutoff) return true
     if (priority > this.cutoff) return false
     return this.random() < this.cutoffShare
   }
 
-  /** One reading of lag and utilization: the fraction moves toward what holds the loop at its targets. */
-  update(lagMs: number, utilization: number): void {
+  /**
+   * One reading of lag and utilization: the fraction moves toward what holds the lag at its target.
+   * `elapsedMs` is the time since the previous reading (late ticks integrate the time they missed).
+   */
+  update(lagMs: number, utilization: number, elapsedMs = this.intervalMs): void {
     this.lagMs = lagMs
     this.recentArrivals = 0.8 * this.recentArrivals + 0.2 * this.arrivalsThisTick
     this.arrivalsThisTick = 0
-    // Two errors, the larger rules. Lag above its target on a busy loop: requests wait for JavaScript.
-    // Utilization above its target: the loop is never idle, so requests also wait where no timer can
-    // see them (in socket buffers and the accept queue: measured, a saturated Express loop ran its
-    // timer 8-15 ms late while requests waited for hundreds of ms); a loop that idles now and then has
-    // read everything that arrived.
-    const lagError = utilization >= BUSY_UTILIZATION ? (lagMs - this.targetLagMs) / this.targetLagMs : -1
-    const busyError = (utilization - TARGET_UTILIZATION) / (1 - TARGET_UTILIZATION)
-    let error = clamp(Math.max(lagError, busyError), -1, MAX_ERROR)
+    this.workSince = Number.POSITIVE_INFINITY
+    // Lag above its target on a busy loop: requests wait for JavaScript, about as long as the timer
+    // did. Lag on a mostly idle loop is a process starved of CPU by its neighbours: shedding relieves
+    // nothing there. (Utilization alone is no measure of waiting: a loop that serves exactly what
+    // arrives reads 1, and holding it under 0.98 shed a fifth of what it could serve.)
+    let error =
+      utilization >= BUSY_UTILIZATION
+        ? clamp((lagMs - this.targetLagMs) / this.targetLagMs, -1, MAX_ERROR)
+        : -1
     // Only an excess that lasts, while requests arrive, raises the fraction: one late tick (a GC pause,
     // one long task, a test runner compiling a module) is not overload, nor a few requests on a starved
     // machine. Such a reading leaves the error as it was: neither term moves up on it.
     const over = error > 0
-    const counts = over && this.wasOver && this.recentArrivals >= MIN_ARRIVALS_PER_TICK
-    this.wasOver = over
-    if (over && !counts) error = Math.min(this.lastError, 0)
-    const step =
-      INTEGRAL_GAIN * clamp(error, -1, 1) * (this.intervalMs / 1000) +
-      PROPORTIONAL_GAIN * (error - this.lastError)
-    this.lastError = error
-    this.fraction = clamp(this.fraction + step, 0, this.maxFraction)
+    this.overTicks = over ? this.overTicks + 1 : 0
+    this.overMs = over ? this.overMs + elapsedMs : 0
+    const counts =
+      this.overTicks >= 2 && this.overMs >= SUSTAINED_MS && this.recentArrivals >= MIN_ARRIVALS_PER_TICK
+    if (over && !counts) error = 0
+    const seconds = Math.min(elapsedMs, MAX_ELAPSED_INTERVALS * this.intervalMs) / 1000
+    // Positional form, the integral held within [0, maxFraction] (no windup): a lag below target on an
+    // idle loop keeps the fraction at 0 however it moves.
+    this.integral = clamp(
+      this.integral + INTEGRAL_GAIN * clamp(error, -1, MAX_INTEGRAL_ERROR) * seconds,
+      0,
+      this.maxFraction,
+    )
+    this.fraction = clamp(this.integral + PROPORTIONAL_GAIN * error, 0, this.maxFraction)
     this.placeCutoff()
   }
 
@@ -164,6 +221,11 @@ export class EventLoopShedder {
       if (count < 0.01) this.arrivals.delete(priority)
       else this.arrivals.set(priority, count * PRIORITY_DECAY)
     }
+    const withZero = this.zeroArrivals >= 0.01 || this.arrivals.size === 0
+    let top = withZero ? 0 : Number.NEGATIVE_INFINITY
+    for (const priority of this.arrivals.keys()) if (priority > top) top = priority
+    this.topPriority = top
+    this.onePriority = this.arrivals.size + (withZero ? 1 : 0) <= 1
     if (this.fraction === 0) {
       this.cutoff = Number.NEGATIVE_INFINITY
       return
@@ -201,11 +263,8 @@ export class EventLoopShedder {
 
 /** `eventLoopShedding` resolved: options for the shedder, or undefined when turned off. */
 export function resolveEventLoopShedding(option: unknown): EventLoopSheddingOptions | undefined {
-  // Off unless asked for: measured on real servers, it turned away requests a CPU-bound Express
-  // server could have served (155 at 0.9x; 76% of C at 2x where no protection served 93%), see
-  // docs/adaptive-limit.md.
-  if (option === false || option === undefined) return undefined
-  if (option === true) return {}
+  if (option === false) return undefined
+  if (option === true || option === undefined) return {}
   if (typeof option !== 'object' || option === null || Array.isArray(option)) {
     throw new InvalidOptionError(
       'eventLoopShedding',

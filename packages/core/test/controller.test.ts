@@ -247,8 +247,8 @@ describe('BackpressureController admission', () => {
       maxEventLoopDelayMs: 100,
       processSampler: () => idleSample,
     })
-    // The process signals' sampler (event-loop shedding, which keeps a timer of its own, is off by default).
-    expect(clock.pendingTimers).toBe(1)
+    // The process signals' sampler and the event-loop shedder's timer.
+    expect(clock.pendingTimers).toBe(2)
     await controller.close()
     expect(clock.pendingTimers).toBe(0)
   })
