@@ -141,6 +141,8 @@ export interface BenchResults {
     startedAt?: string
     loadavgStart?: number[]
     loadavgEnd?: number[]
+    revision?: string
+    command?: string
     /** The mixed route (CPU and a pool query), measured the same way. */
     mixed?: { scenario: Scenario; phases: MacroPhase[]; calibration: string }
   }
@@ -463,6 +465,8 @@ if (only.has('cpu') && cpuMultiples.length > 0) {
     startedAt,
     loadavgStart,
     loadavgEnd: loadavg().map((v) => round(v, 2)),
+    revision: results.revision ?? 'unknown',
+    command: results.command ?? '',
     mixed: {
       scenario: mixedScenario,
       phases: mixed.phases,

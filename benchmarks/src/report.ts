@@ -86,11 +86,54 @@ function cpuBound(results: BenchResults): string {
   ]
     .map(([name, system]) => [name!, medians?.[system!]?.cpuUsPerRejection] as const)
     .filter((row): row is readonly [string, number] => row[1] !== undefined)
-  if (rows.length === 0)
-    return 'The bound below needs the rejection tier (CPU per rejection); it was not run.'
   const bound = (m: number, r: number): string =>
     fmt(Math.min(100, ((1 - (m * r) / servedUs) / (1 - r / servedUs)) * 100), 0)
-  return `What one core can serve at most, from the measured costs: a served request costs ${fmt(servedUs, 0)} µs here (1 s / C), a rejection what the rejection tier measured; at m × C the share of C served is at most (1 − m·r/s) / (1 − r/s). ${rows.map(([name, r]) => `${name}: r = ${fmt(r, 1)} µs, so at most ${bound(2, r)}% of C at 2× and ${bound(5, r)}% at 5×`).join('; ')}.`
+  const fromTier =
+    rows.length === 0
+      ? 'The bound from the rejection tier (CPU per rejection) needs that tier; it was not run.'
+      : `What one core can serve at most, from the measured costs: a served request costs ${fmt(servedUs, 0)} µs here (1 s / C), a rejection what the rejection tier measured; at m × C the share of C served is at most (1 − m·r/s) / (1 − r/s). ${rows.map(([name, r]) => `${name}: r = ${fmt(r, 1)} µs, so at most ${bound(2, r)}% of C at 2× and ${bound(5, r)}% at 5×`).join('; ')}.`
+  return `${fromTier} ${inSituCosts(cpu.phases, cpu.scenario.capacity, cpu.durationMs)}`
+}
+
+/**
+ * The costs as this tier's own phases show them (the rejection tier's closed loop over a few sockets
+ * prices a rejection lower than thousands of connected clients do): each run's 2× and 5× phases give
+ * two equations, server CPU = handled·s + rejected·r, solved for s and r; medians over the runs.
+ */
+function inSituCosts(phases: readonly CompactPhase[], capacity: number, durationMs: number): string {
+  const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!
+  const rejected = (p: CompactPhase): number => Object.values(p.rejections ?? {}).reduce((a, b) => a + b, 0)
+  const parts: string[] = []
+  for (const system of [...new Set(phases.map((p) => p.system))]) {
+    const costs: [number, number][] = []
+    const budgets: number[] = []
+    for (const two of phases.filter((p) => p.system === system && p.multiple === 2)) {
+      const run = (p: CompactPhase): number => (p as MacroPhase).run ?? 1
+      const five = phases.find((p) => p.system === system && p.multiple === 5 && run(p) === run(two))
+      if (five === undefined) continue
+      const [a, b, c, d] = [two.queries, rejected(two), five.queries, rejected(five)]
+      const det = a * d - b * c
+      if (b === 0 || d === 0 || det === 0) continue
+      const s = ((two.serverCpuMs * d - five.serverCpuMs * b) / det) * 1000
+      const r = ((a * five.serverCpuMs - c * two.serverCpuMs) / det) * 1000
+      if (s > 0 && r > 0) costs.push([s, r])
+      budgets.push(two.serverCpuMs / durationMs, five.serverCpuMs / durationMs)
+    }
+    if (costs.length === 0) continue
+    const s = median(costs.map(([x]) => x))
+    const r = median(costs.map(([, y]) => y))
+    // The server's CPU a second under overload (a little over one core: V8 collects garbage on threads
+    // of its own): served·s + rejected·r = that, served + rejected = m·C.
+    const budget = median(budgets) * 1e6
+    const bound = (m: number): string =>
+      fmt(Math.max(0, Math.min(100, ((budget - m * capacity * r) / (s - r) / capacity) * 100)), 0)
+    parts.push(
+      `${label(system)}: s = ${fmt(s, 0)} µs, r = ${fmt(r, 0)} µs, so at most ${bound(2)}% of C at 2× and ${bound(5)}% at 5×`,
+    )
+  }
+  return parts.length === 0
+    ? ''
+    : `Measured in this tier's own phases, with its thousands of connected clients (each run's 2× and 5× phases solved for the server CPU per handled request s and per rejection r; medians of the runs; the server's CPU a second under overload is served·s + rejected·r): ${parts.join('; ')}.`
 }
 
 function byMultiple(phases: CompactPhase[]): Map<number, CompactPhase[]> {
@@ -368,7 +411,7 @@ export async function writeReport(results: BenchResults): Promise<string[]> {
     lines.push('## CPU-bound variant')
     lines.push('')
     lines.push(
-      `No database: each request burns ${cpu.scenario.cpuMs} ms of CPU on the event loop, where event-loop signals are the right ones. C = ${cpu.scenario.capacity} req/s (${cpu.calibration}). ${cpu.durationMs / 1000} s per phase.${cpu.scenario.connectedClients === true ? " The clients are connected before the load begins (as many keep-alive sockets as the load can have requests within a deadline, as a busy server's clients or a proxy's pool are), so every request reaches the server: opened during the overload instead, most sockets would wait in the kernel's accept queue, which a saturated Node process drains slowly (measured: 635 accepted in 4 s at 2×, the queue full at 512), and their requests would time out unread, shed for free by the kernel." : ''}`,
+      `No database: each request burns ${cpu.scenario.cpuMs} ms of CPU on the event loop, where event-loop signals are the right ones. C = ${cpu.scenario.capacity} req/s (${cpu.calibration}). ${cpu.durationMs / 1000} s per phase.${cpu.scenario.connectedClients === true ? " The clients are connected before the load begins (as many keep-alive sockets as the load can have requests within a deadline, as a busy server's clients or a proxy's pool are), so every request reaches the server: opened during the overload instead, most sockets would wait in the kernel's accept queue, which a saturated Node process drains slowly (measured: 635 accepted in 4 s at 2×, the queue full at 512), and their requests would time out unread, shed for free by the kernel." : ''}${cpu.startedAt === undefined ? '' : ` Measured ${cpu.startedAt}${cpu.loadavgStart === undefined ? '' : ` (load average ${cpu.loadavgStart.join(' / ')} at start, ${(cpu.loadavgEnd ?? []).join(' / ')} at end)`}${cpu.revision === undefined ? '' : `, code at ${cpu.revision}: \`${cpu.command}\``}.`}`,
     )
     lines.push('')
     lines.push(cpuBound(results))
