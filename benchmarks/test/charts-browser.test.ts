@@ -38,7 +38,10 @@ function chromium(args: string[]): Promise<string> {
   })
 }
 
-/** Measured in the page once laid out: every legend label's text and box, every legend symbol's fill. */
+/**
+ * Measured in the page once laid out: every legend label's text and box, every legend symbol's colour
+ * (its fill, or for a line chart's legend, whose symbols are strokes, its stroke).
+ */
 const PROBE = `
 const svg = document.querySelector('svg')
 const frame = svg.getBoundingClientRect()
@@ -46,7 +49,10 @@ const labels = [...svg.querySelectorAll('.role-legend-label text')].map((t) => {
   const box = t.getBoundingClientRect()
   return { text: t.textContent, left: box.left - frame.left, right: box.right - frame.left, width: box.width }
 })
-const fills = [...svg.querySelectorAll('.role-legend-symbol path')].map((p) => getComputedStyle(p).fill)
+const fills = [...svg.querySelectorAll('.role-legend-symbol path')].map((p) => {
+  const style = getComputedStyle(p)
+  return style.fill === 'none' ? style.stroke : style.fill
+})
 const out = document.createElement('pre')
 out.id = 'probe'
 out.textContent = JSON.stringify({ width: frame.width, labels, fills })

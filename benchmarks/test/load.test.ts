@@ -217,6 +217,33 @@ describe('HTTP/1.1 framing', () => {
     }
   })
 
+  it('preconnects its sockets before the first request and sends on them, opening none during the load', async () => {
+    // A server slower than the rate: without preconnected sockets the generator would open one per
+    // outstanding request while the load runs (100 here). With 300 connected first, it opens none.
+    const events: string[] = []
+    const server = await serve((req, res) => {
+      if (events.at(-1) !== 'request') events.push('request')
+      req.resume()
+      setTimeout(() => res.writeHead(200, { 'content-length': '2' }).end('ok'), 50)
+    })
+    try {
+      const result = await runLoad({
+        origin: server.origin,
+        path: '/',
+        rate: 2000,
+        durationMs: 100,
+        preconnect: 300,
+        onConnected: () => events.push('connected'),
+      })
+      expect(events).toEqual(['connected', 'request'])
+      expect(result.sent).toBe(200)
+      expect(result.okInTime).toBe(200)
+      expect(server.sockets()).toBe(300)
+    } finally {
+      server.close()
+    }
+  })
+
   it('expires requests still waiting for a socket at their deadline, unsent', async () => {
     // One socket, a server that never answers: each deadline frees the socket for the next request
     // still within its own, and those whose deadline passed while they waited never leave.
