@@ -194,11 +194,16 @@ describe('HTTP/1.1 framing', () => {
     }
   })
 
-  it('never opens more than `connections` sockets: the rest wait for one', async () => {
-    const server = await serve((req, res) => {
+  /** A server that answers `ok` `ms` after each request arrives. */
+  const slow = (ms: number, onRequest = () => {}) =>
+    serve((req, res) => {
+      onRequest()
       req.resume()
-      setTimeout(() => res.writeHead(200, { 'content-length': '2' }).end('ok'), 20)
+      setTimeout(() => res.writeHead(200, { 'content-length': '2' }).end('ok'), ms)
     })
+
+  it('never opens more than `connections` sockets: the rest wait for one', async () => {
+    const server = await slow(20)
     try {
       const result = await runLoad({
         origin: server.origin,
@@ -221,10 +226,8 @@ describe('HTTP/1.1 framing', () => {
     // A server slower than the rate: without preconnected sockets the generator would open one per
     // outstanding request while the load runs (100 here). With 300 connected first, it opens none.
     const events: string[] = []
-    const server = await serve((req, res) => {
+    const server = await slow(50, () => {
       if (events.at(-1) !== 'request') events.push('request')
-      req.resume()
-      setTimeout(() => res.writeHead(200, { 'content-length': '2' }).end('ok'), 50)
     })
     try {
       const result = await runLoad({
