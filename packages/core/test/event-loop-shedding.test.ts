@@ -157,6 +157,18 @@ describe('event-loop shedding: the controller of the shed fraction', () => {
   })
 })
 
+/** Twenty ticks, each with ten requests admitted and released, the 25 ms timer running 35 ms late. */
+function runLate(controller: BackpressureController, clock: ManualClock): void {
+  for (let i = 0; i < 20; i++) {
+    for (let j = 0; j < 10; j++) {
+      const r = controller.admit(0)
+      if (r instanceof Permit) r.release()
+    }
+    clock.stall(60)
+    clock.advance(0)
+  }
+}
+
 describe('event-loop shedding in the controller', () => {
   const busy: ProcessSample = { eventLoopDelayMs: 0, eventLoopUtilization: 1, heapUsedBytes: 0, rssBytes: 0 }
   const calm: ProcessSample = { ...busy, eventLoopUtilization: 0.5 }
@@ -173,14 +185,7 @@ describe('event-loop shedding in the controller', () => {
       maxConcurrency: 1000,
     })
     // The loop runs every 25 ms timer 35 ms late, tick after tick, while requests keep arriving.
-    for (let i = 0; i < 20; i++) {
-      for (let j = 0; j < 10; j++) {
-        const r = controller.admit(0)
-        if (r instanceof Permit) r.release()
-      }
-      clock.stall(60)
-      clock.advance(0)
-    }
+    runLate(controller, clock)
     const results = Array.from({ length: 200 }, () => controller.admit(0))
     const shed = results.filter((r): r is Rejection => r instanceof Rejection)
     expect(shed.length).toBeGreaterThan(50)
@@ -204,14 +209,7 @@ describe('event-loop shedding in the controller', () => {
   it('is on by default', () => {
     const clock = new ManualClock(0)
     const controller = new BackpressureController({ clock, processSampler: () => busy, maxConcurrency: 1000 })
-    for (let i = 0; i < 20; i++) {
-      for (let j = 0; j < 10; j++) {
-        const r = controller.admit(0)
-        if (r instanceof Permit) r.release()
-      }
-      clock.stall(60)
-      clock.advance(0)
-    }
+    runLate(controller, clock)
     expect(controller.stats().eventLoopShedFraction).toBeGreaterThan(0.25)
     void controller.close()
   })
@@ -223,14 +221,7 @@ describe('event-loop shedding in the controller', () => {
       processSampler: () => busy,
       eventLoopShedding: false,
     })
-    for (let i = 0; i < 20; i++) {
-      for (let j = 0; j < 10; j++) {
-        const r = controller.admit(0)
-        if (r instanceof Permit) r.release()
-      }
-      clock.stall(60)
-      clock.advance(0)
-    }
+    runLate(controller, clock)
     expect(controller.admit(0)).toBeInstanceOf(Permit)
     expect(controller.stats().eventLoopShedFraction).toBe(0)
     expect(controller.stats().rejections.event_loop_delay).toBe(0)
