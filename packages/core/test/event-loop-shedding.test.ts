@@ -117,6 +117,17 @@ describe('event-loop shedding: the controller of the shed fraction', () => {
     for (let i = 1; i <= 5; i++) expect(shedder.shouldShed(0, 75 + 100 + i)).toBe(false)
   })
 
+  it('in a long turn, sheds no more than maxFraction of its arrivals', () => {
+    const clock = new ManualClock(0)
+    const shedder = new EventLoopShedder({ maxFraction: 0.25 }, clock, seededRandom(4), () => 1)
+    shedder.start()
+    // A turn reading from the moment the timer falls due, 1 ms per request, long past 30 ms.
+    let shed = 0
+    for (let i = 0; i < 400; i++) if (shedder.shouldShed(0, 25 + 31 + i)) shed++
+    expect(shed / 400).toBeGreaterThan(0.15)
+    expect(shed / 400).toBeLessThan(0.35)
+  })
+
   it('in a stall, sheds the highest priority in the mix only after twice as long', () => {
     const clock = new ManualClock(0)
     const shedder = new EventLoopShedder({ targetLagMs: 20 }, clock, seededRandom(1), () => 1)
