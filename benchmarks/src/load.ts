@@ -181,8 +181,9 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   }
 
   const client = new Client(options.origin, options.path, connections, settle)
-  if ((options.preconnect ?? 0) > 0) {
-    await client.preconnect(Math.min(connections, options.preconnect ?? 0))
+  const preconnect = Math.min(connections, options.preconnect ?? 0)
+  if (preconnect > 0) {
+    await client.preconnect(preconnect)
     start = performance.now()
     lastSentAt = start
   }

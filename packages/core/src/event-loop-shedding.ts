@@ -149,8 +149,8 @@ export class EventLoopShedder {
    *
    * The fraction changes only between ticks, and a tick runs only between the loop's turns; when
    * arrivals come faster than the loop serves them, one turn reads every socket that became readable
-   * during the last, and each turn is longer than the one before (at 5× capacity and no fraction yet:
-   * 100 ms, then 400, then more). So arrivals also check the turn they are read in: once the work
+   * during the last, and each turn is longer than the one before (measured at 5× capacity with 4,000
+   * connected clients and no fraction yet: the timer 110 ms late, then 690 ms). So arrivals also check the turn they are read in: once the work
    * admitted since the timer fell due has run more than twice the target lag, and more than a few
    * arrivals were read since the last tick, the rest of the turn is shed (the highest priority in the
    * mix only after twice that; no more than `maxFraction` of it), and the turn ends soon. Time before
