@@ -165,6 +165,10 @@ const PROBE_SHARE = 0.5
 // ended before it (simulated: a 100 ms grid split repeats over two points and left Jain's index at
 // 0.51 for 50 instances at 10×; 250 ms kept it at 0.86 or more).
 const REPEAT_GRID_MS = 250
+// How much faster than a first, unprobed baseline an interval must run to replace it: cold code
+// inflates the first interval several times over, chance moves medians of varied service times by far
+// less.
+const PROVISIONAL_DROP = 0.5
 
 type Phase = 'normal' | 'probe-drain' | 'probe-measure'
 
@@ -226,6 +230,8 @@ export class GradientLimit implements ConcurrencyLimit {
   private saturated = false
   private nextUpdateAt: number
   private nextProbeAt: number
+  /** The first baseline, measured under load, before any probe has checked it: a faster interval lowers it. */
+  private baselineProvisional = false
   /** The probe now due is a repeat under overload, off the fleet-wide schedule: it may only lower the baseline. */
   private probeLowersOnly = false
   /** Add to the clock's time for Unix time: the grid every instance of a fleet probes on. */
@@ -280,7 +286,11 @@ export class GradientLimit implements ConcurrencyLimit {
     const serviceMs = Math.max(rawServiceMs, MIN_SERVICE_MS)
     if (this.phase === 'probe-drain') {
       // Work admitted under the old limit still shares the downstream; wait until it has drained, or
-      // until it is clear that what is left does not end soon.
+      // until it is clear that what is left does not end soon. A release is progress: a long queue
+      // draining steadily is not stuck work (counted as stuck, a drain of 83 requests into a pool of 4
+      // gave them all slots and the probe measured their queueing: a baseline of 170 ms for 10 ms
+      // queries, on a cold Koa server).
+      this.lastProgressAt = now
       if (inFlight - 1 <= this.probeLimit) this.beginMeasure(now, inFlight - 1, 0)
       else this.checkProbe(now, inFlight - 1)
       return
@@ -401,6 +411,17 @@ export class GradientLimit implements ConcurrencyLimit {
       // of C). Service times that vary a lot keep the early probe: one interval's median of them is
       // not worth ten seconds of trust.
       if (steady && !this.saturated && maxInFlight < this.limit) this.scheduleRegularProbe(now)
+      this.baselineProvisional = true
+    } else if (this.baselineProvisional && rtt < this.minRtt * PROVISIONAL_DROP) {
+      // Until the first probe, a much faster interval replaces a first baseline: a fresh process's
+      // first requests run cold (a Koa server's first interval: 62 ms for 10 ms queries), and judged
+      // against that, every later interval looked fast, so the limit doubled each one (10 to 97 in
+      // 400 ms) and the early probe, sized from the inflated baseline, measured queueing (170 ms).
+      // Queueing only adds to a median, so a much lower one is nearer the no-load time; the probe then
+      // measures it properly. Only a big drop: medians of varied service times differ by chance, and
+      // following every lower one biased the baseline low (simulated, exponential queries at 0.9×:
+      // 8.3% shed on average against 6.4%).
+      this.minRtt = rtt
     }
 
     const previous = this.value
@@ -453,6 +474,7 @@ export class GradientLimit implements ConcurrencyLimit {
     // Σ limits 6.6 P). Below capacity nothing keeps the downstream queued, and a repeat that could
     // only lower would keep the lowest of two noisy medians of varied service times.
     if (!this.probeLowersOnly || measured < this.minRtt) this.minRtt = measured
+    this.baselineProvisional = false
     this.phase = 'normal'
     this.stuckAllowance = 0
     this.nextUpdateAt = this.onGrid(now, this.updateIntervalMs)

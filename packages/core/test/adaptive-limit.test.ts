@@ -325,6 +325,59 @@ describe('GradientLimit unit behaviour', () => {
     expect(limit.value).toBeGreaterThan(probeLimit)
   })
 
+  it('lets a much faster interval replace a first baseline measured cold, until the first probe', () => {
+    const clock = new ManualClock(0)
+    const limit = new GradientLimit(
+      { initialLimit: 10, probeIntervalMs: 60_000 },
+      0,
+      seededRandom(3),
+      () => {},
+    )
+    // A fresh process: its first requests take 60 ms for 10 ms of downstream work.
+    feed(limit, clock, 60, 9, 100)
+    expect(limit.baselineMs).toBe(60)
+    // Warm, the same work takes 10 ms: measured against 60 ms the limit would double each interval.
+    feed(limit, clock, 10, 9, 100)
+    expect(limit.baselineMs).toBe(10)
+    // A median that is lower by chance (8 ms of varied work) does not move it.
+    feed(limit, clock, 8, 9, 100)
+    expect(limit.baselineMs).toBe(10)
+    expect(clock.now()).toBeLessThan(500)
+  })
+
+  it('after the first probe, only probes move the baseline', () => {
+    const clock = new ManualClock(0)
+    const limit = new GradientLimit({ initialLimit: 10, probeIntervalMs: 1000 }, 0, seededRandom(3), () => {})
+    // 30 ms until the first probe (at 1 s) has measured 30 ms too; the next is due at 2 s.
+    while (clock.now() < 1500) feed(limit, clock, 30, Math.min(6, limit.value), 1)
+    expect(limit.baselineMs).toBe(30)
+    feed(limit, clock, 10, 6, 300)
+    expect(clock.now()).toBeLessThan(2000)
+    expect(limit.baselineMs).toBe(30)
+  })
+
+  it('counts a probe drain that releases steadily as progress, not as stuck work', () => {
+    // Load jumps just before a probe: 80 requests in flight when it begins, draining one every 2.5 ms,
+    // while the last interval measured 10 ms. Counted as stuck after three of those without a probe
+    // sample, they all got slots of their own and the probe measured their queueing.
+    const clock = new ManualClock(0)
+    const limit = new GradientLimit(
+      { initialLimit: 80, maxLimit: 200, probeIntervalMs: 1000 },
+      0,
+      seededRandom(3),
+      () => {},
+    )
+    let guard = 0
+    while (limit.value === 80 && guard++ < 10_000) feed(limit, clock, 10, 4, 1)
+    const probeLimit = limit.value
+    expect(probeLimit).toBeLessThan(80)
+    for (let inFlight = 80; inFlight - 1 > probeLimit; inFlight--) {
+      clock.advance(2.5)
+      limit.onSample(clock.now() - 10, 10, inFlight)
+      expect(limit.value).toBe(probeLimit)
+    }
+  })
+
   it('probes at half the no-queue estimate, never below minLimit', () => {
     const clock = new ManualClock(0)
     const values: number[] = []
@@ -434,8 +487,9 @@ describe('GradientLimit unit behaviour', () => {
       limit.onBlocked(clock.now(), limit.value)
       limit.onSample(clock.now() - base, base, limit.value)
     }
-    // The first interval measures 30 ms (queued); the downstream is really 10 ms when probed.
-    for (let t = 0; t < 100; t++) serve()
+    // The first intervals measure 30 ms (queued) until the early first probe begins, on the 1 s grid;
+    // the downstream is really 10 ms when probed.
+    while (clock.now() < 1000) serve()
     expect(limit.baselineMs).toBe(30)
     base = 10
     let guard = 0
