@@ -334,6 +334,8 @@ export class BackpressureController {
         this.onLimitChange(previous, limit)
       },
       epochOffsetMs ?? 0,
+      // Read when the limit takes its first baseline, by then the shedder (below) exists.
+      () => this.loopShedder?.stalledAt ?? Number.NEGATIVE_INFINITY,
     )
     const resolved: ResolvedOptions = {
       maxQueueDepth: integerOption('maxQueueDepth', options.maxQueueDepth, 1000, 0),

@@ -82,6 +82,8 @@ export class EventLoopShedder {
   fraction = 0
   /** The lag of the last tick, in ms. */
   lagMs = 0
+  /** When a tick last found the loop stalled (lag of twice the target or more), on the clock. */
+  stalledAt = Number.NEGATIVE_INFINITY
   private readonly targetLagMs: number
   private readonly intervalMs: number
   private readonly maxFraction: number
@@ -110,6 +112,7 @@ export class EventLoopShedder {
   private readonly tick = (): void => {
     const now = this.clock.now()
     const lag = Math.max(0, now - this.dueAt)
+    if (lag >= this.stallMs) this.stalledAt = now
     this.update(lag, this.utilization(), this.intervalMs + lag)
     this.arm(now)
   }

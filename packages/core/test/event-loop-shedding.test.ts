@@ -10,6 +10,7 @@ import {
   Rejection,
   seededRandom,
 } from '../src/index.js'
+import { admitNow, makeController } from './helpers.js'
 
 /**
  * A CPU-bound server as the shedder sees it, tick by tick: arrivals at `multiple` × what the loop can
@@ -246,5 +247,27 @@ describe('event-loop shedding in the controller', () => {
     expect(() => new BackpressureController({ eventLoopShedding: { target: 5 } as never })).toThrow(
       /eventLoopShedding/,
     )
+  })
+})
+
+describe('event-loop stalls and the adaptive limit', () => {
+  it("a stall of the controller's own loop keeps the limit from learning its first baseline from it", () => {
+    const { clock, controller } = makeController()
+    // A fresh process: nine requests start, the loop stalls 60 ms compiling code (the shedder's 25 ms
+    // tick runs 35 ms late), and they end at 100 ms, having waited for the stall, not the downstream.
+    const first = Array.from({ length: 9 }, () => admitNow(controller))
+    clock.stall(60)
+    clock.advance(40)
+    for (const permit of first) permit.release()
+    // Judged as a baseline, that interval would have grown the limit (to 18); passed over, it did not.
+    expect(controller.limit).toBe(10)
+    // Warm requests of 10 ms, six at a time: the first baseline comes from them.
+    for (let i = 0; i < 20; i++) {
+      const permits = Array.from({ length: 6 }, () => admitNow(controller))
+      clock.advance(10)
+      for (const permit of permits) permit.release()
+    }
+    expect(controller.limit).toBeGreaterThan(10)
+    controller.close()
   })
 })
