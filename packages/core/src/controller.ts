@@ -665,7 +665,7 @@ export class BackpressureController {
     const serviceMs = now - permit.startedAt
     this.latency.record(serviceMs + permit.queuedMs, now)
     this.durationHistogram.observe(serviceMs / 1000)
-    this.limiter.onSample(permit.startedAt, serviceMs, this.inFlightCount + 1, this.loopShedder?.lagMs ?? 0)
+    this.limiter.onSample(permit.startedAt, serviceMs, this.inFlightCount + 1)
     this.handOn(now)
   }
 

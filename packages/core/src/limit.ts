@@ -9,12 +9,8 @@ import { assertKnownKeys, integerOption, numberOption } from './validate.js'
  */
 export interface ConcurrencyLimit {
   readonly value: number
-  /**
-   * One completed request: when it started (clock ms), its service time, and the in-flight count
-   * beside it; `ownDelayMs`, how much of that time the server's own event loop was late (the
-   * downstream had answered, the loop had not read it yet).
-   */
-  onSample(startedAt: number, serviceMs: number, inFlight: number, ownDelayMs?: number): void
+  /** One completed request: when it started (clock ms), its service time, and the in-flight count beside it. */
+  onSample(startedAt: number, serviceMs: number, inFlight: number): void
   /**
    * A request found no free slot. Called on arrivals, so a limit that waits for releases (a probe)
    * can tell when none will come: work that never ends (SSE, long polls) must not wedge it.
@@ -290,16 +286,11 @@ export class GradientLimit implements ConcurrencyLimit {
     return this.minRtt
   }
 
-  onSample(startedAt: number, rawServiceMs: number, inFlight: number, ownDelayMs = 0): void {
+  onSample(startedAt: number, rawServiceMs: number, inFlight: number): void {
     // A clock that returned NaN or Infinity has measured nothing.
     if (!Number.isFinite(rawServiceMs)) return
     const now = startedAt + rawServiceMs
-    // The downstream's time, not our loop's: a busy loop reads answers late, and judged on that the
-    // limit shrank below the downstream's own concurrency while the downstream kept up (Express at 5×
-    // on a pool of 4: the limit went 35 → 3 in its first second and the pool served at three
-    // quarters). The event loop has a controller of its own. Never more than half the time taken:
-    // the lag is the loop's latest reading, not this request's.
-    const serviceMs = Math.max(rawServiceMs - Math.min(ownDelayMs, rawServiceMs / 2), MIN_SERVICE_MS)
+    const serviceMs = Math.max(rawServiceMs, MIN_SERVICE_MS)
     if (this.phase === 'probe-drain') {
       // Work admitted under the old limit still shares the downstream; wait until it has drained, or
       // until it is clear that what is left does not end soon. A release is progress: a long queue
