@@ -294,9 +294,9 @@ export class GradientLimit implements ConcurrencyLimit {
     if (this.phase === 'probe-drain') {
       // Work admitted under the old limit still shares the downstream; wait until it has drained, or
       // until it is clear that what is left does not end soon. A release is progress: a long queue
-      // draining steadily is not stuck work (counted as stuck, a drain of 83 requests into a pool of 4
-      // gave them all slots and the probe measured their queueing: a baseline of 170 ms for 10 ms
-      // queries, on a cold Koa server).
+      // draining steadily is not stuck work. Counted from the probe's start, a cold Koa server's drain
+      // of 83 requests into a pool of 4 (about 200 ms) outlasted three of its inflated service times
+      // (186 ms), and all of them would have been given slots of their own and measured.
       this.lastProgressAt = now
       if (inFlight - 1 <= this.probeLimit) this.beginMeasure(now, inFlight - 1, 0)
       else this.checkProbe(now, inFlight - 1)
@@ -422,7 +422,8 @@ export class GradientLimit implements ConcurrencyLimit {
     this.countingSince = now
     this.saturated = this.blocked
     this.blocked = false
-    // Only the first interval sets the baseline; after that only probes move it. The running minimum
+    // Only the first interval sets the baseline (below: two exceptions for a cold start); after that
+    // only probes move it. The running minimum
     // of interval medians used before is biased low whenever service times vary: with exponential
     // service at half load it fell far below the true median and held the limit at 2 (20-47% of
     // requests shed in simulation, against 0-5% now).
