@@ -423,10 +423,9 @@ export class GradientLimit implements ConcurrencyLimit {
     this.saturated = this.blocked
     this.blocked = false
     // Only the first interval sets the baseline (below: two exceptions for a cold start); after that
-    // only probes move it. The running minimum
-    // of interval medians used before is biased low whenever service times vary: with exponential
-    // service at half load it fell far below the true median and held the limit at 2 (20-47% of
-    // requests shed in simulation, against 0-5% now).
+    // only probes move it. The running minimum of interval medians used before is biased low whenever
+    // service times vary: with exponential service at half load it fell far below the true median and
+    // held the limit at 2 (20-47% of requests shed in simulation, against 0-5% now).
     if (this.minRtt === Number.POSITIVE_INFINITY) {
       this.minRtt = rtt
       // The early first probe is for a baseline measured under load. One measured while nothing
