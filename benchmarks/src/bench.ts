@@ -8,7 +8,8 @@
  *   pnpm bench --only macro,step --systems express,ours-express
  *   pnpm bench --only leave --merge
  *                         one tier, written into the existing results (and report) in place of that
- *                         tier's old figures, the other tiers kept as they were
+ *                         tier's old figures, the other tiers kept as they were (`--only` implies
+ *                         `--merge`; `--replace` writes the tiers run alone, dropping the rest)
  *   pnpm bench --only macro --systems ours-express,ours-express-attached --multiples 10 --runs 3 --merge
  *                         some rows of the overload matrix, each measured 3 times (interleaved), in
  *                         place of those rows only: the rest of the matrix is kept
@@ -33,7 +34,7 @@ import { type ConsumersResults, runConsumers } from './consumers.js'
 import { type FleetResults, runFleet } from './fleet.js'
 import { type FleetSimResults, runFleetSim } from './fleet-sim.js'
 import { ioScenario, type PhaseResult, runPhase, type Scenario, stepSummary } from './macro.js'
-import { mergeTiers, TIERS } from './merge.js'
+import { mergesIntoExisting, mergeTiers, TIERS } from './merge.js'
 import { runMicro } from './micro.js'
 import { runOverhead } from './overhead.js'
 import { startServer } from './proc.js'
@@ -176,7 +177,7 @@ const runs = Number(flag('--runs')?.[0] ?? 1)
 if (multiplesFlag?.some((x) => !(x > 0)) || !Number.isInteger(runs) || runs < 1) {
   throw new Error('--multiples takes positive numbers (10 or 5,10) and --runs a whole number from 1')
 }
-const merge = args.includes('--merge')
+const merge = mergesIntoExisting(args)
 
 const QUICK_SYSTEMS = [
   'express',

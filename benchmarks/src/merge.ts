@@ -5,6 +5,15 @@
  */
 import type { BenchResults } from './bench.js'
 
+/**
+ * Whether a run with these arguments goes into the existing results: asked with `--merge`, or implied
+ * by `--only`, since some tiers written on their own would replace every other tier's figures (and
+ * the report built from them) with nothing. `--replace` asks for that anyway.
+ */
+export function mergesIntoExisting(args: readonly string[]): boolean {
+  return args.includes('--merge') || (args.includes('--only') && !args.includes('--replace'))
+}
+
 export const TIERS = [
   'micro',
   'macro',

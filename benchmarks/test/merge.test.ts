@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import type { BenchResults } from '../src/bench.js'
-import { mergeTiers } from '../src/merge.js'
+import { mergesIntoExisting, mergeTiers } from '../src/merge.js'
 
 const run = (startedAt: string, extra: Partial<BenchResults>): BenchResults =>
   ({ version: 1, quick: false, startedAt, durationS: 1, command: 'pnpm bench', ...extra }) as BenchResults
@@ -77,5 +77,15 @@ describe('bench --merge', () => {
     ).macro!
     expect(twice.reruns).toEqual([again])
     expect(twice.phases.filter((p) => p.system === 'a' && p.multiple === 10)).toHaveLength(1)
+  })
+})
+
+describe('which runs merge', () => {
+  it('merges with --merge, and with --only unless --replace; a full run writes its own file', () => {
+    expect(mergesIntoExisting(['--merge'])).toBe(true)
+    expect(mergesIntoExisting(['--only', 'short'])).toBe(true)
+    expect(mergesIntoExisting(['--only', 'short', '--replace'])).toBe(false)
+    expect(mergesIntoExisting([])).toBe(false)
+    expect(mergesIntoExisting(['--quick'])).toBe(false)
   })
 })
