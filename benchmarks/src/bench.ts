@@ -637,7 +637,17 @@ if (only.has('ceiling') && !quick) {
 
 if (only.has('retry')) {
   log('retry storm: 200 clients against our server at 10× its capacity, per retry strategy')
-  results.retryStorm = await runRetryStorm({ quick, log })
+  const startedAt = new Date().toISOString()
+  const loadavgStart = loadavg().map((v) => round(v, 2))
+  const storm = await runRetryStorm({ quick, log })
+  results.retryStorm = {
+    ...storm,
+    startedAt,
+    command: results.command,
+    revision: results.revision ?? 'unknown',
+    loadavgStart,
+    loadavgEnd: loadavg().map((v) => round(v, 2)),
+  }
 }
 
 if (only.has('streams')) {

@@ -503,7 +503,7 @@ export async function writeReport(results: BenchResults): Promise<string[]> {
     lines.push(`## ${HEADINGS.retryStorm}`)
     lines.push('')
     lines.push(
-      `${storm.clients} logical clients, each sending one logical request a second for ${storm.durationMs / 1000} s (${storm.offeredPerSecond} req/s), against our own server (core's HTTP layer, what every adapter runs) that can serve ${storm.capacity} req/s: 10× overload. Its 503s carry a jittered Retry-After of 1–3 s. Every strategy makes at most 3 attempts per logical request; only when it retries differs. "Before Retry-After" counts retries that reached the server earlier than the Retry-After they were given allowed; "largest wave" is the most retries arriving in any 100 ms.`,
+      `${storm.clients} logical clients, each sending one logical request a second for ${storm.durationMs / 1000} s (${storm.offeredPerSecond} req/s), against our own server (core's HTTP layer, what every adapter runs) that can serve ${storm.capacity} req/s: 10× overload. Its 503s carry a jittered Retry-After of 1–3 s. Every strategy makes at most 3 attempts per logical request; only when it retries differs. "Before Retry-After" counts retries that reached the server earlier than the Retry-After they were given allowed; "largest wave" is the most retries arriving in any 100 ms.${storm.startedAt === undefined ? '' : ` Measured ${storm.startedAt} (load average ${(storm.loadavgStart ?? []).join(' / ')} at start, ${(storm.loadavgEnd ?? []).join(' / ')} at end), code at ${storm.revision}: \`${storm.command}\`.`}`,
     )
     lines.push('')
     lines.push(

@@ -181,6 +181,12 @@ export interface RetryStormResult {
   readonly offeredPerSecond: number
   readonly durationMs: number
   readonly results: Awaited<ReturnType<typeof storm>>[]
+  /** When and how it was measured (absent in results written before it was recorded). */
+  readonly startedAt?: string
+  readonly command?: string
+  readonly revision?: string
+  readonly loadavgStart?: number[]
+  readonly loadavgEnd?: number[]
 }
 
 export async function runRetryStorm(options: {
