@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest'
 import {
   BackpressureController,
   GradientLimit,
+  type GradientLimitOptions,
   ManualClock,
   Permit,
   Rejection,
@@ -261,6 +262,13 @@ describe('adaptive limit with variable service times', () => {
 })
 
 describe('GradientLimit unit behaviour', () => {
+  /** A gradient limit created at 0 on a manual clock, nobody listening to its changes. */
+  function quietLimit(options: GradientLimitOptions, seed: number, loopStalledAt?: () => number) {
+    const clock = new ManualClock(0)
+    const limit = new GradientLimit(options, 0, seededRandom(seed), () => {}, 0, loopStalledAt)
+    return { clock, limit }
+  }
+
   function feed(limit: GradientLimit, clock: ManualClock, rttMs: number, inFlight: number, count: number) {
     for (let i = 0; i < count; i++) {
       clock.advance(1)
@@ -327,13 +335,7 @@ describe('GradientLimit unit behaviour', () => {
   })
 
   it('lets a much faster interval replace a first baseline measured cold, until the first probe', () => {
-    const clock = new ManualClock(0)
-    const limit = new GradientLimit(
-      { initialLimit: 10, probeIntervalMs: 60_000 },
-      0,
-      seededRandom(3),
-      () => {},
-    )
+    const { clock, limit } = quietLimit({ initialLimit: 10, probeIntervalMs: 60_000 }, 3)
     // A fresh process: its first requests take 60 ms for 10 ms of downstream work.
     feed(limit, clock, 60, 9, 100)
     expect(limit.baselineMs).toBe(60)
@@ -347,16 +349,8 @@ describe('GradientLimit unit behaviour', () => {
   })
 
   it('takes no first baseline from an interval in which its own event loop stalled', () => {
-    const clock = new ManualClock(0)
     let stalledAt = Number.NEGATIVE_INFINITY
-    const limit = new GradientLimit(
-      { initialLimit: 10, probeIntervalMs: 60_000 },
-      0,
-      seededRandom(3),
-      () => {},
-      0,
-      () => stalledAt,
-    )
+    const { clock, limit } = quietLimit({ initialLimit: 10, probeIntervalMs: 60_000 }, 3, () => stalledAt)
     // A fresh process compiles code as its first requests run: the loop stalls, each takes 50 ms.
     stalledAt = 40
     feed(limit, clock, 50, 9, 100)
@@ -368,15 +362,7 @@ describe('GradientLimit unit behaviour', () => {
   })
 
   it('still takes a baseline after a second of a loop that never stops stalling', () => {
-    const clock = new ManualClock(0)
-    const limit = new GradientLimit(
-      { initialLimit: 10, probeIntervalMs: 60_000 },
-      0,
-      seededRandom(3),
-      () => {},
-      0,
-      () => clock.now(),
-    )
+    const { clock, limit } = quietLimit({ initialLimit: 10, probeIntervalMs: 60_000 }, 3, () => clock.now())
     feed(limit, clock, 30, 9, 900)
     expect(limit.baselineMs).toBe(Number.POSITIVE_INFINITY)
     feed(limit, clock, 30, 9, 300)
@@ -384,8 +370,7 @@ describe('GradientLimit unit behaviour', () => {
   })
 
   it('after the first probe, only probes move the baseline', () => {
-    const clock = new ManualClock(0)
-    const limit = new GradientLimit({ initialLimit: 10, probeIntervalMs: 1000 }, 0, seededRandom(3), () => {})
+    const { clock, limit } = quietLimit({ initialLimit: 10, probeIntervalMs: 1000 }, 3)
     // 30 ms until the first probe (at 1 s) has measured 30 ms too; the next is due at 2 s.
     while (clock.now() < 1500) feed(limit, clock, 30, Math.min(6, limit.value), 1)
     expect(limit.baselineMs).toBe(30)
@@ -398,13 +383,7 @@ describe('GradientLimit unit behaviour', () => {
     // Load jumps just before a probe: 80 requests in flight when it begins, draining one every 2.5 ms,
     // while the last interval measured 10 ms. Counted as stuck after three of those without a probe
     // sample, they all got slots of their own and the probe measured their queueing.
-    const clock = new ManualClock(0)
-    const limit = new GradientLimit(
-      { initialLimit: 80, maxLimit: 200, probeIntervalMs: 1000 },
-      0,
-      seededRandom(3),
-      () => {},
-    )
+    const { clock, limit } = quietLimit({ initialLimit: 80, maxLimit: 200, probeIntervalMs: 1000 }, 3)
     let guard = 0
     while (limit.value === 80 && guard++ < 10_000) feed(limit, clock, 10, 4, 1)
     const probeLimit = limit.value
