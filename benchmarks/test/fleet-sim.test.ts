@@ -100,9 +100,11 @@ describe('fleet simulation', () => {
       },
     )
 
-    // Fairness over eight seeds, since one run's index depends on a few probes. Measured mean (and
-    // with the probes at random moments before): N = 2 at 2× 0.896 (0.893), at 10× 0.936 (0.949);
-    // N = 10 at 2× 0.912 (0.768), at 10× 0.892 (0.652).
+    // Fairness over eight seeds, since one run's index depends on a few probes. Each instance's
+    // baseline is its own probes' medians, and the gradient turns baselines a few percent apart into
+    // limits twice apart: probes that stopped early on chance clusters, took in the queueing of
+    // siblings that had finished first, or replaced the baseline on one noisy median made the worst
+    // of eight seeds 0.78-0.84 (N = 2 and 10); over 24 seeds 44 runs of 144 fell below 0.9.
     const jains = async (n: number, multiple: number) => {
       const out: number[] = []
       for (let seed = 1; seed <= 8; seed++) {
@@ -117,22 +119,26 @@ describe('fleet simulation', () => {
       return out
     }
     it.each([
-      [2, 2],
       [2, 10],
       [10, 2],
       [10, 10],
     ])(
-      'instances share the pool fairly: N = %i at %i×, mean Jain index over eight seeds ≥ 0.85',
+      "instances share the pool fairly: N = %i at %i×, Jain's index ≥ 0.9 in each of eight seeds",
       async (n, multiple) => {
         const each = await jains(n, multiple)
-        expect(each.reduce((a, b) => a + b, 0) / each.length).toBeGreaterThanOrEqual(0.85)
+        expect(Math.min(...each)).toBeGreaterThanOrEqual(0.9)
+        expect(each.reduce((a, b) => a + b, 0) / each.length).toBeGreaterThanOrEqual(0.94)
       },
       30_000,
     )
-    // The target is 0.9 in every run. What is left is each instance's own probe noise: medians of
-    // 20 queries of 8–12 ms differ by a few percent, and the gradient turns that into limits apart.
-    it.fails("Jain's index ≥ 0.9 in every run: N = 10 at 10× (measured 0.81–0.95 over eight seeds)", async () => {
-      expect(Math.min(...(await jains(10, 10)))).toBeGreaterThanOrEqual(0.9)
-    }, 30_000)
+    // Two instances at 2×: one seed of eight (and of 24) falls just short, on probe noise alone (two
+    // clean probes each, 9.3 and 10.6 ms medians for the same 10 ms queries).
+    it('instances share the pool fairly: N = 2 at 2×, mean Jain index over eight seeds ≥ 0.94', async () => {
+      const each = await jains(2, 2)
+      expect(each.reduce((a, b) => a + b, 0) / each.length).toBeGreaterThanOrEqual(0.94)
+    })
+    it.fails("Jain's index ≥ 0.9 in every run: N = 2 at 2× (measured 0.894 for one seed of eight)", async () => {
+      expect(Math.min(...(await jains(2, 2)))).toBeGreaterThanOrEqual(0.9)
+    })
   })
 })

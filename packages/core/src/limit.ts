@@ -126,9 +126,10 @@ class IntervalSamples {
     if (slot < this.values.length) this.values[slot] = value
   }
 
-  percentile(q: number): number {
-    const sorted = this.values.slice(0, this.count).sort()
-    return sorted[Math.min(this.count - 1, Math.floor(q * this.count))] as number
+  /** The q-quantile of the samples kept, or of those kept from `from` up to `to` (in the order added). */
+  percentile(q: number, from = 0, to = this.count): number {
+    const sorted = this.values.slice(from, to).sort()
+    return sorted[Math.min(to - from - 1, Math.floor(q * (to - from)))] as number
   }
 
   reset(): void {
@@ -151,9 +152,23 @@ const MIN_SERVICE_MS = 1
 // A probe's median must be steady even when service times vary a lot (exponential, say): the median
 // of 5 samples ranged so widely there that the baseline, and with it the limit, collapsed.
 const PROBE_MIN_SAMPLES = 20
-// ... unless the first 8 agree: their middle half within 10% of their median.
+// ... unless 8 or more agree: their middle half within 5% of their median. The test runs after every
+// sample from the 8th, so a looser bound stops early on whichever few samples happen to cluster: with
+// 10%, queries of 8-12 ms stopped on medians of 8.8 or 11.9 ms, and a fleet's instances, judging one
+// shared round-trip time against baselines that far apart, settled at limits 3 to 16 (simulated,
+// N = 10 at 10x: Jain's index 0.81 in the worst of eight seeds; 0.92 at 5%).
 const PROBE_FEW_SAMPLES = 8
-const PROBE_AGREEMENT = 0.1
+const PROBE_AGREEMENT = 0.05
+// A probe whose later half of samples has its median above the upper quartile of the earlier half by
+// more than that half's interquartile range measured something else using the downstream mid-probe
+// (in a fleet, siblings whose probes ended first restoring their limits): it keeps the earlier half.
+// Chance hardly ever does that (exponential service: a median of 10 past p75 + IQR of 10 others is
+// 5 standard errors out); the queueing did, and taken whole, a probe of 10 ms queries read 13-23 ms
+// and that instance's limit settled at 15 to its siblings' 3-6 (simulated, ten instances at 10x).
+const BUSIER_MIN_HALF = 8
+// The first interval's service times agree when their middle half is within 10% of their median: one
+// test, not repeated, so chance clusters do not select themselves.
+const FIRST_INTERVAL_AGREEMENT = 0.1
 // The share of the estimated no-queue concurrency a probe admits: half. Not the whole estimate: one
 // inflated by queueing would measure that queueing again and never correct (measured: the simulated
 // limit climbed to 4P); at half, any inflation up to 2x is corrected at once. Not more than half
@@ -350,14 +365,14 @@ export class GradientLimit implements ConcurrencyLimit {
    * no twenty of them, and every one taken at the probe's lowered limit costs capacity.
    */
   private probeSettled(): boolean {
-    return this.samples.count >= PROBE_FEW_SAMPLES && this.samplesAgree()
+    return this.samples.count >= PROBE_FEW_SAMPLES && this.samplesAgree(PROBE_AGREEMENT)
   }
 
-  /** The middle half of the samples within PROBE_AGREEMENT of their median. */
-  private samplesAgree(): boolean {
+  /** The middle half of the samples within `share` of their median. */
+  private samplesAgree(share: number): boolean {
     const low = this.samples.percentile(0.25)
     const high = this.samples.percentile(0.75)
-    return high - low <= PROBE_AGREEMENT * this.samples.percentile(0.5)
+    return high - low <= share * this.samples.percentile(0.5)
   }
 
   private beginMeasure(now: number, inFlight: number, stuck: number): void {
@@ -412,7 +427,7 @@ export class GradientLimit implements ConcurrencyLimit {
     const maxInFlight = this.samples.maxInFlight
     const fresh = this.samples.stale <= this.samples.seen / 2
     const completed = this.samples.seen
-    const steady = this.minRtt === Number.POSITIVE_INFINITY && this.samplesAgree()
+    const steady = this.minRtt === Number.POSITIVE_INFINITY && this.samplesAgree(FIRST_INTERVAL_AGREEMENT)
     this.samples.reset()
     this.nextUpdateAt = this.onGrid(now, this.updateIntervalMs)
     this.lastRtt = rtt
@@ -484,19 +499,43 @@ export class GradientLimit implements ConcurrencyLimit {
     this.stuckAllowance = 0
   }
 
+  /**
+   * The probe's percentile of its samples, or of its earlier half when the later half ran clearly
+   * slower: the downstream got busier mid-probe (see BUSIER_MIN_HALF). Probes keep fewer samples than
+   * the reservoir holds, so the samples are in the order they completed.
+   */
+  private probeMeasurement(): number {
+    const count = this.samples.count
+    const half = count >> 1
+    if (half >= BUSIER_MIN_HALF) {
+      const low = this.samples.percentile(0.25, 0, half)
+      const high = this.samples.percentile(0.75, 0, half)
+      if (this.samples.percentile(0.5, half, count) > high + (high - low))
+        return this.samples.percentile(this.percentile, 0, half)
+    }
+    return this.samples.percentile(this.percentile)
+  }
+
   private finishProbe(now: number): void {
-    const measured = this.samples.percentile(this.percentile)
+    const measured = this.probeMeasurement()
     this.samples.reset()
     const previous = this.value
     const improved = measured < this.minRtt * 0.8
     const raised = measured > this.minRtt * 1.25 && !this.probeLowersOnly
-    // A fresh baseline, up or down: the downstream itself may have become slower or faster. But a
-    // repeat under overload falls off the fleet's schedule and ran while any siblings sharing the
-    // downstream kept it queued, so it may only lower the baseline: raising it on their queueing made
-    // that instance take the pool from the others (simulated, 20 instances at 5×: Jain's index 0.25,
-    // Σ limits 6.6 P). Below capacity nothing keeps the downstream queued, and a repeat that could
-    // only lower would keep the lowest of two noisy medians of varied service times.
-    if (!this.probeLowersOnly || measured < this.minRtt) this.minRtt = measured
+    // A probe far from the baseline replaces it: the downstream itself became slower or faster (or
+    // the first baseline was measured under load). One within a quarter of it measured the same
+    // downstream, and the two are averaged: a median of 20 varied service times is off by a few
+    // percent either way, and the gradient, fed one round-trip time shared by a fleet, turns baselines
+    // a few percent apart into limits twice apart (simulated, ten instances at 10×: Jain's index
+    // 0.81-0.95 over eight seeds when each probe replaced the baseline; 0.92-0.98 averaged). A repeat
+    // under overload falls off the fleet's schedule and ran while any siblings sharing the downstream
+    // kept it queued, so it never replaces the baseline with a higher one: raising it on their
+    // queueing made that instance take the pool from the others (simulated, 20 instances at 5×:
+    // Jain's index 0.25, Σ limits 6.6 P). It may still average one within a quarter of it: keeping
+    // only the lower of two noisy medians biased that instance's baseline, and its share, low.
+    if (this.baselineProvisional || improved || raised) this.minRtt = measured
+    else if (!this.probeLowersOnly || measured <= this.minRtt * 1.25)
+      this.minRtt = (this.minRtt + measured) / 2
     this.baselineProvisional = false
     this.phase = 'normal'
     this.stuckAllowance = 0

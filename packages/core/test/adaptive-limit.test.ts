@@ -518,6 +518,82 @@ describe('GradientLimit unit behaviour', () => {
     expect(limit.baselineMs).toBe(10)
   })
 
+  /**
+   * A limit on a 10 ms downstream whose early first probe has measured 10 ms, fed one sample a ms
+   * until its next probe has drained and begun measuring; `sample(rtt)` then feeds that probe one
+   * sample of work started after the drain, and `probing()` says whether the probe still runs.
+   */
+  function atSecondProbe(seed: number) {
+    const clock = new ManualClock(0)
+    let dropped = false
+    const limit = new GradientLimit(
+      { initialLimit: 8, maxLimit: 16, probeIntervalMs: 1000 },
+      0,
+      seededRandom(seed),
+      (previous, next) => {
+        if (next <= previous / 1.5) dropped = true
+      },
+    )
+    const serve = (rtt: number) => {
+      clock.advance(1)
+      limit.onSample(clock.now() - rtt, rtt, limit.value)
+    }
+    while (clock.now() < 1500) serve(10)
+    expect(limit.baselineMs).toBe(10)
+    dropped = false
+    let guard = 0
+    while (!dropped && guard++ < 5000) serve(10)
+    expect(dropped).toBe(true)
+    const probeLimit = limit.value
+    serve(10) // in flight is down to the probe's limit: the measurement begins
+    clock.advance(50) // work that started before it has ended
+    return {
+      limit,
+      probing: () => limit.value === probeLimit,
+      sample: (rtt: number) => {
+        clock.advance(1)
+        limit.onSample(clock.now() - rtt, rtt, probeLimit)
+      },
+    }
+  }
+
+  it('averages a probe within a quarter of the baseline with it, and takes one beyond that whole', () => {
+    // Medians of varied service times differ by chance: a fleet's instances, each trusting its own
+    // last one, settled at limits twice apart. A real change of the downstream is larger.
+    const near = atSecondProbe(3)
+    for (let i = 0; i < 20; i++) near.sample(12)
+    expect(near.probing()).toBe(false)
+    expect(near.limit.baselineMs).toBe(11)
+    const far = atSecondProbe(3)
+    for (let i = 0; i < 20; i++) far.sample(13)
+    expect(far.limit.baselineMs).toBe(13)
+  })
+
+  it('keeps the earlier half of a probe whose later half ran far slower: the downstream got busier mid-probe', () => {
+    // In a fleet, a sibling whose probe ended first restores its limit while this one still measures.
+    const busier = atSecondProbe(4)
+    for (let i = 0; i < 10; i++) busier.sample(10)
+    for (let i = 0; i < 10; i++) busier.sample(30)
+    expect(busier.probing()).toBe(false)
+    expect(busier.limit.baselineMs).toBe(10)
+    // Samples that vary as much throughout are all kept: the median of the twenty (12), averaged.
+    const varied = atSecondProbe(4)
+    for (let i = 0; i < 20; i++) varied.sample(i % 2 === 0 ? 10 : 12)
+    expect(varied.limit.baselineMs).toBe(11)
+  })
+
+  it('ends a probe at 8 samples only when their middle half agrees within 5%', () => {
+    // Checked after every sample from the 8th, a looser bound stopped on chance clusters.
+    const tight = atSecondProbe(5)
+    for (let i = 0; i < 8; i++) tight.sample(i % 2 === 0 ? 10 : 10.3)
+    expect(tight.probing()).toBe(false)
+    const loose = atSecondProbe(5)
+    for (let i = 0; i < 8; i++) loose.sample(i % 2 === 0 ? 10 : 10.8)
+    expect(loose.probing()).toBe(true)
+    for (let i = 8; i < 20; i++) loose.sample(i % 2 === 0 ? 10 : 10.8)
+    expect(loose.probing()).toBe(false)
+  })
+
   it('validates its options', () => {
     const clock = new ManualClock(0)
     expect(
