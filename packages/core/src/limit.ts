@@ -255,6 +255,8 @@ export class GradientLimit implements ConcurrencyLimit {
   private baselineProvisional = false
   /** The probe now due is a repeat under overload, off the fleet-wide schedule: it may only lower the baseline. */
   private probeLowersOnly = false
+  /** The probe now due repeats one that raised the baseline a lot. */
+  private repeatAfterRaise = false
   /** Add to the clock's time for Unix time: the grid every instance of a fleet probes on. */
   private readonly epochOffsetMs: number
   private readonly samples: IntervalSamples
@@ -531,10 +533,13 @@ export class GradientLimit implements ConcurrencyLimit {
     // under overload falls off the fleet's schedule and ran while any siblings sharing the downstream
     // kept it queued, so it never replaces the baseline with a higher one: raising it on their
     // queueing made that instance take the pool from the others (simulated, 20 instances at 5×:
-    // Jain's index 0.25, Σ limits 6.6 P). It may still average one within a quarter of it: keeping
-    // only the lower of two noisy medians biased that instance's baseline, and its share, low.
+    // Jain's index 0.25, Σ limits 6.6 P). A repeat of a probe that lowered it may still average one
+    // within a quarter of it (keeping only the lower of two noisy medians biased that instance's
+    // baseline, and its share, low); a repeat of one that raised it only lowers it, since the raise
+    // may have been the siblings' queueing already (averaging more of it in left a fleet whose
+    // joiners had left at Jain 0.70 for six seconds; 0.96 without).
     if (this.baselineProvisional || improved || raised) this.minRtt = measured
-    else if (!this.probeLowersOnly || measured <= this.minRtt * 1.25)
+    else if (!this.probeLowersOnly || measured <= this.minRtt * (this.repeatAfterRaise ? 1 : 1.25))
       this.minRtt = (this.minRtt + measured) / 2
     this.baselineProvisional = false
     this.phase = 'normal'
@@ -554,6 +559,7 @@ export class GradientLimit implements ConcurrencyLimit {
     else if (raised) this.nextProbeAt = this.onGrid(now + 750, Math.min(500, this.probeIntervalMs))
     else this.scheduleRegularProbe(now)
     this.probeLowersOnly = (improved || raised) && this.saturated
+    this.repeatAfterRaise = raised
     if (this.value !== previous) this.onChange(previous, this.value)
   }
 

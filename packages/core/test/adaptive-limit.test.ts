@@ -518,6 +518,34 @@ describe('GradientLimit unit behaviour', () => {
     expect(limit.baselineMs).toBe(10)
   })
 
+  it('under overload, a repeat of a probe that raised the baseline does not raise it further, even a little', () => {
+    // A raise may itself have measured siblings' queueing; a repeat that averaged a little more in
+    // each time ratcheted a fleet's instances apart after others had joined and left again.
+    const clock = new ManualClock(0)
+    const limit = new GradientLimit(
+      { initialLimit: 8, probeIntervalMs: 60_000 },
+      0,
+      seededRandom(5),
+      () => {},
+    )
+    let base = 10
+    const serve = () => {
+      clock.advance(1)
+      limit.onBlocked(clock.now(), limit.value)
+      limit.onSample(clock.now() - base, base, limit.value)
+    }
+    while (clock.now() < 1500) serve()
+    expect(limit.baselineMs).toBe(10)
+    base = 30
+    let guard = 0
+    while (limit.baselineMs < 30 && guard++ < 100_000) serve()
+    expect(limit.baselineMs).toBe(30)
+    // The repeat, within about a second, finds 33 ms: within a quarter, but above.
+    base = 33
+    for (let t = 0; t < 2000; t++) serve()
+    expect(limit.baselineMs).toBe(30)
+  })
+
   /**
    * A limit on a 10 ms downstream whose early first probe has measured 10 ms, fed one sample a ms
    * until its next probe has drained and begun measuring; `sample(rtt)` then feeds that probe one
