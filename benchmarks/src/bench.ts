@@ -670,7 +670,7 @@ if (only.has('streams')) {
 
 if (only.has('fleet-sim')) {
   log('fleet simulation: N instances with their own limits in front of one shared pool (manual clock)')
-  results.fleetSim = await runFleetSim({ quick, log })
+  results.fleetSim = await runFleetSim({ quick, revision: results.revision ?? 'unknown', log })
 }
 
 if (only.has('fleet')) {

@@ -337,13 +337,26 @@ export interface FleetSimRow {
   readonly figures: FleetWindow
 }
 
+/** Jain's index of one steady fleet over many seeds of the simulation's randomness: one run says little. */
+export interface FleetSeedSweep {
+  readonly limit: string
+  readonly instances: number
+  readonly multiple: number
+  /** Seconds [from, to) of each 8 s run the index is read over. */
+  readonly window: readonly [number, number]
+  /** Jain's index per seed, seeds 1, 2, … */
+  readonly jains: readonly number[]
+}
+
 export interface FleetSimResults {
   readonly serviceMs: number
   readonly deadlineMs: number
   readonly limits: Record<string, BackpressureOptions>
   readonly rows: FleetSimRow[]
+  readonly seedSweeps?: readonly FleetSeedSweep[]
   readonly startedAt: string
   readonly durationS: number
+  readonly revision?: string
 }
 
 /**
@@ -367,9 +380,11 @@ function rounded(w: FleetWindow): FleetWindow {
  */
 export async function runFleetSim({
   quick = false,
+  revision,
   log = console.log,
 }: {
   quick?: boolean
+  revision?: string
   log?: (line: string) => void
 } = {}): Promise<FleetSimResults> {
   const began = performance.now()
@@ -456,12 +471,38 @@ export async function runFleetSim({
       })
     }
   }
+  // The default limit's fairness over many seeds: each run's index rests on a few probes' medians.
+  const seedSweeps: FleetSeedSweep[] = []
+  const seeds = quick ? 8 : 24
+  for (const [instances, multiple] of [
+    [2, 2],
+    [2, 10],
+    [10, 2],
+    [10, 10],
+    [50, 2],
+    [50, 10],
+  ] as const) {
+    const jains: number[] = []
+    for (let seed = 1; seed <= seeds; seed++) {
+      const seconds = await simulateFleet(
+        [{ durationMs: 8000, multiple, connections: 4 * instances, instances }],
+        { seed },
+      )
+      jains.push(round3(fleetWindow(seconds, 3, 8).jain))
+    }
+    seedSweeps.push({ limit: 'default', instances, multiple, window: [3, 8], jains })
+    log(
+      `  default, steady, N=${instances}, ${multiple}×, seeds 1–${seeds}: Jain worst ${Math.min(...jains)}, mean ${round3(jains.reduce((a, j) => a + j, 0) / jains.length)}, below 0.9 in ${jains.filter((j) => j < 0.9).length}`,
+    )
+  }
   return {
     serviceMs: 10,
     deadlineMs: 1000,
     limits: FLEET_LIMITS,
     rows,
+    seedSweeps,
     startedAt,
     durationS: Math.round((performance.now() - began) / 100) / 10,
+    ...(revision === undefined ? {} : { revision }),
   }
 }

@@ -6,7 +6,14 @@ import { CALL_CHAIN_HEADING, callChainSection, callChainTargets } from './call-c
 import { ceilingSection } from './ceiling.js'
 import { loadChart, type Row, shedChart, stepChart } from './charts.js'
 import { CONSUMERS_HEADING, consumersSection, consumersSummary } from './consumers.js'
-import { FLEET_HEADING, fleetSection, fleetSimSection, fleetTarget } from './fleet-report.js'
+import {
+  FLEET_HEADING,
+  FLEET_SIM_HEADING,
+  fleetSection,
+  fleetSimSection,
+  fleetSimTarget,
+  fleetTarget,
+} from './fleet-report.js'
 import { shortRunsSection } from './short-runs.js'
 import { cov } from './stats.js'
 import { streamsSection } from './streams.js'
@@ -1151,6 +1158,16 @@ function targetsSection(results: BenchResults): string {
     strategies.length === 0
       ? '–'
       : `immediate retry ${amplification('immediate')}; the reference design's client ${amplification('reference design')}`,
+    '–',
+  )
+  const fairness = fleetSimTarget(results.fleetSim)
+  row(
+    "fleet simulation, default limit: Jain's fairness index of each steady run",
+    '≥ 0.9 in every run',
+    verdict(fairness.passes, anchor(FLEET_SIM_HEADING)),
+    fairness.ours,
+    '',
+    '–',
     '–',
   )
   const fleet = fleetTarget(results.fleet)
