@@ -176,14 +176,6 @@ const FIRST_INTERVAL_AGREEMENT = 0.1
 // pool each instance's probe then measured the others' queueing, and two instances' limits ratcheted
 // apart (simulated, N = 2 at 2x: Jain's fairness index 0.97 at 1/2, 0.57-0.60 at 3/5 to 3/4).
 const PROBE_SHARE = 0.5
-// The share for the first probe under overload: a quarter. Its estimate comes from a baseline measured
-// with whatever queue the load had built, and in a fleet that is the queue all the instances keep
-// (about 2.2 times the no-load time here), past what half corrects: each instance's first probe then
-// measured some of the others', and two instances' baselines came out 10% apart (simulated, 24 runs
-// each of N = 2, 10, 50 at 2x and 10x: Jain's index below 0.9 in 2 of 144 runs at half, none at a
-// quarter). A single server pays more for that one probe only when its estimate is 6 slots or more;
-// below that, minLimit (2) sizes both.
-const FIRST_PROBE_SHARE = 0.25
 // The grid a repeated probe falls on: long enough that a fleet's probes, begun together, have all
 // ended before it (simulated: a 100 ms grid split repeats over two points and left Jain's index at
 // 0.51 for 50 instances at 10×; 250 ms kept it at 0.86 or more).
@@ -492,9 +484,8 @@ export class GradientLimit implements ConcurrencyLimit {
     // the latency estimate stands alone.
     const byRtt = (this.limit * this.minRtt) / this.lastRtt
     const noQueueConcurrency = this.saturated ? Math.min(byRtt, this.throughput * this.minRtt) : byRtt
-    const share = this.baselineProvisional && this.saturated ? FIRST_PROBE_SHARE : PROBE_SHARE
     this.probeLimit = clamp(
-      Math.floor(share * Math.min(this.limit, noQueueConcurrency)),
+      Math.floor(PROBE_SHARE * Math.min(this.limit, noQueueConcurrency)),
       this.minLimit,
       this.maxLimit,
     )
