@@ -487,10 +487,8 @@ describe('GradientLimit unit behaviour', () => {
     for (const t of probeStarts(0, 500, 12_000).filter((t) => t >= 3000)) expect((t + 500) % 2000).toBe(0)
   })
 
-  it('under overload, a repeated probe may lower the baseline but not raise it', () => {
-    // Repeats fall off the fleet's schedule: while a sibling's work queues the shared downstream,
-    // a repeat would measure that queueing. Saturated (arrivals blocked), a baseline that a probe
-    // lowered a lot is probed again; that probe finding the downstream slower keeps the lower value.
+  /** A limit (probes a minute apart) fed one sample a ms of `base` ms, every arrival finding it full. */
+  function saturated(initialBase: number) {
     const clock = new ManualClock(0)
     const limit = new GradientLimit(
       { initialLimit: 8, probeIntervalMs: 60_000 },
@@ -498,22 +496,30 @@ describe('GradientLimit unit behaviour', () => {
       seededRandom(5),
       () => {},
     )
-    let base = 30
+    const feed = { base: initialBase }
     const serve = () => {
       clock.advance(1)
       limit.onBlocked(clock.now(), limit.value)
-      limit.onSample(clock.now() - base, base, limit.value)
+      limit.onSample(clock.now() - feed.base, feed.base, limit.value)
     }
+    return { clock, limit, feed, serve }
+  }
+
+  it('under overload, a repeated probe may lower the baseline but not raise it', () => {
+    // Repeats fall off the fleet's schedule: while a sibling's work queues the shared downstream,
+    // a repeat would measure that queueing. Saturated (arrivals blocked), a baseline that a probe
+    // lowered a lot is probed again; that probe finding the downstream slower keeps the lower value.
+    const { clock, limit, feed, serve } = saturated(30)
     // The first intervals measure 30 ms (queued) until the early first probe begins, on the 1 s grid;
     // the downstream is really 10 ms when probed.
     while (clock.now() < 1000) serve()
     expect(limit.baselineMs).toBe(30)
-    base = 10
+    feed.base = 10
     let guard = 0
     while (limit.baselineMs > 10 && guard++ < 5000) serve()
     expect(limit.baselineMs).toBe(10)
     // The repeat that follows finds 25 ms (a sibling's queue): the baseline stays at 10.
-    base = 25
+    feed.base = 25
     for (let t = 0; t < 2000; t++) serve()
     expect(limit.baselineMs).toBe(10)
   })
@@ -521,27 +527,15 @@ describe('GradientLimit unit behaviour', () => {
   it('under overload, a repeat of a probe that raised the baseline does not raise it further, even a little', () => {
     // A raise may itself have measured siblings' queueing; a repeat that averaged a little more in
     // each time ratcheted a fleet's instances apart after others had joined and left again.
-    const clock = new ManualClock(0)
-    const limit = new GradientLimit(
-      { initialLimit: 8, probeIntervalMs: 60_000 },
-      0,
-      seededRandom(5),
-      () => {},
-    )
-    let base = 10
-    const serve = () => {
-      clock.advance(1)
-      limit.onBlocked(clock.now(), limit.value)
-      limit.onSample(clock.now() - base, base, limit.value)
-    }
+    const { clock, limit, feed, serve } = saturated(10)
     while (clock.now() < 1500) serve()
     expect(limit.baselineMs).toBe(10)
-    base = 30
+    feed.base = 30
     let guard = 0
     while (limit.baselineMs < 30 && guard++ < 100_000) serve()
     expect(limit.baselineMs).toBe(30)
     // The repeat, within about a second, finds 33 ms: within a quarter, but above.
-    base = 33
+    feed.base = 33
     for (let t = 0; t < 2000; t++) serve()
     expect(limit.baselineMs).toBe(30)
   })
