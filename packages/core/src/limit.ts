@@ -166,6 +166,10 @@ const PROBE_AGREEMENT = 0.05
 // 5 standard errors out); the queueing did, and taken whole, a probe of 10 ms queries read 13-23 ms
 // and that instance's limit settled at 15 to its siblings' 3-6 (simulated, ten instances at 10x).
 const BUSIER_MIN_HALF = 8
+// A probe below DROP or above RISE times the baseline measured a changed downstream and replaces it;
+// one between measured the same downstream, and is averaged with it.
+const BASELINE_DROP = 0.8
+const BASELINE_RISE = 1.25
 // The first interval's service times agree when their middle half is within 10% of their median: one
 // test, not repeated, so chance clusters do not select themselves.
 const FIRST_INTERVAL_AGREEMENT = 0.1
@@ -522,8 +526,8 @@ export class GradientLimit implements ConcurrencyLimit {
     const measured = this.probeMeasurement()
     this.samples.reset()
     const previous = this.value
-    const improved = measured < this.minRtt * 0.8
-    const raised = measured > this.minRtt * 1.25 && !this.probeLowersOnly
+    const improved = measured < this.minRtt * BASELINE_DROP
+    const raised = measured > this.minRtt * BASELINE_RISE && !this.probeLowersOnly
     // A probe far from the baseline replaces it: the downstream itself became slower or faster (or
     // the first baseline was measured under load). One within a quarter of it measured the same
     // downstream, and the two are averaged: a median of 20 varied service times is off by a few
@@ -539,7 +543,7 @@ export class GradientLimit implements ConcurrencyLimit {
     // may have been the siblings' queueing already (averaging more of it in left a fleet whose
     // joiners had left at Jain 0.70 for six seconds; 0.96 without).
     if (this.baselineProvisional || improved || raised) this.minRtt = measured
-    else if (!this.probeLowersOnly || measured <= this.minRtt * (this.repeatAfterRaise ? 1 : 1.25))
+    else if (!this.probeLowersOnly || measured <= this.minRtt * (this.repeatAfterRaise ? 1 : BASELINE_RISE))
       this.minRtt = (this.minRtt + measured) / 2
     this.baselineProvisional = false
     this.phase = 'normal'

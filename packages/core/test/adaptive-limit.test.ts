@@ -502,22 +502,25 @@ describe('GradientLimit unit behaviour', () => {
       limit.onBlocked(clock.now(), limit.value)
       limit.onSample(clock.now() - feed.base, feed.base, limit.value)
     }
-    return { clock, limit, feed, serve }
+    /** Serves at `base` ms until the baseline reads `expected` (a probe has measured it), at most `maxMs`. */
+    const untilBaseline = (base: number, expected: number, maxMs: number) => {
+      feed.base = base
+      for (let t = 0; limit.baselineMs !== expected && t < maxMs; t++) serve()
+      expect(limit.baselineMs).toBe(expected)
+    }
+    return { clock, limit, feed, serve, untilBaseline }
   }
 
   it('under overload, a repeated probe may lower the baseline but not raise it', () => {
     // Repeats fall off the fleet's schedule: while a sibling's work queues the shared downstream,
     // a repeat would measure that queueing. Saturated (arrivals blocked), a baseline that a probe
     // lowered a lot is probed again; that probe finding the downstream slower keeps the lower value.
-    const { clock, limit, feed, serve } = saturated(30)
+    const { clock, limit, feed, serve, untilBaseline } = saturated(30)
     // The first intervals measure 30 ms (queued) until the early first probe begins, on the 1 s grid;
     // the downstream is really 10 ms when probed.
     while (clock.now() < 1000) serve()
     expect(limit.baselineMs).toBe(30)
-    feed.base = 10
-    let guard = 0
-    while (limit.baselineMs > 10 && guard++ < 5000) serve()
-    expect(limit.baselineMs).toBe(10)
+    untilBaseline(10, 10, 5000)
     // The repeat that follows finds 25 ms (a sibling's queue): the baseline stays at 10.
     feed.base = 25
     for (let t = 0; t < 2000; t++) serve()
@@ -527,13 +530,10 @@ describe('GradientLimit unit behaviour', () => {
   it('under overload, a repeat of a probe that raised the baseline does not raise it further, even a little', () => {
     // A raise may itself have measured siblings' queueing; a repeat that averaged a little more in
     // each time ratcheted a fleet's instances apart after others had joined and left again.
-    const { clock, limit, feed, serve } = saturated(10)
+    const { clock, limit, feed, serve, untilBaseline } = saturated(10)
     while (clock.now() < 1500) serve()
     expect(limit.baselineMs).toBe(10)
-    feed.base = 30
-    let guard = 0
-    while (limit.baselineMs < 30 && guard++ < 100_000) serve()
-    expect(limit.baselineMs).toBe(30)
+    untilBaseline(30, 30, 100_000)
     // The repeat, within about a second, finds 33 ms: within a quarter, but above.
     feed.base = 33
     for (let t = 0; t < 2000; t++) serve()
