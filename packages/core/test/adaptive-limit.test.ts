@@ -540,6 +540,40 @@ describe('GradientLimit unit behaviour', () => {
     expect(limit.baselineMs).toBe(30)
   })
 
+  it("checks a first baseline its first probe confirmed at the fleet's next probe time, at a quarter of the slots in use", () => {
+    // An instance joining a busy fleet: siblings keep the shared pool queued (21-29 ms for 10 ms
+    // queries) and this one, never full, uses 12 slots while its limit grows past them. Its early
+    // probe, off the fleet's grid, measures the same queue; only a probe taken while the siblings
+    // drain for theirs, on the grid (multiples of 10 s), can find the no-load time.
+    const clock = new ManualClock(5000)
+    const drops: [at: number, to: number][] = []
+    const limit = new GradientLimit({ initialLimit: 20 }, 5000, seededRandom(6), (from, to) => {
+      if (to <= from / 1.5) drops.push([clock.now(), to])
+    })
+    const serve = (rtt: number, inFlight: number) => {
+      clock.advance(1)
+      limit.onSample(clock.now() - rtt, rtt, inFlight)
+    }
+    const queued = (until: number) => {
+      for (let i = 0; clock.now() < until; i++) serve(21 + 4 * (i % 3), Math.min(limit.value, 12))
+    }
+    queued(9_990)
+    expect(drops).toHaveLength(1) // the early first probe, about a second after start
+    expect(limit.baselineMs).toBeGreaterThan(20)
+    expect(limit.value).toBeGreaterThan(24)
+    // At 10 s the pool is drained: the check runs at a quarter of the 12 slots in use, not at half a
+    // limit that never bound, and finds 10 ms.
+    while (clock.now() < 10_300) serve(10, Math.min(limit.value, 12))
+    expect(drops).toHaveLength(2)
+    expect(drops[1]![0]).toBeGreaterThanOrEqual(10_000)
+    expect(drops[1]![1]).toBe(3)
+    expect(limit.baselineMs).toBe(10)
+    // The check is not repeated off the grid, where the siblings' queue would be measured again.
+    queued(19_990)
+    expect(drops).toHaveLength(2)
+    expect(limit.baselineMs).toBe(10)
+  })
+
   /**
    * A limit on a 10 ms downstream whose early first probe has measured 10 ms, fed one sample a ms
    * until its next probe has drained and begun measuring; `sample(rtt)` then feeds that probe one
