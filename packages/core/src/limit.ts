@@ -180,21 +180,6 @@ const FIRST_INTERVAL_AGREEMENT = 0.1
 // pool each instance's probe then measured the others' queueing, and two instances' limits ratcheted
 // apart (simulated, N = 2 at 2x: Jain's fairness index 0.97 at 1/2, 0.57-0.60 at 3/5 to 3/4).
 const PROBE_SHARE = 0.5
-// The fleet check: once the first probes after start have settled (the early one and its repeats,
-// all off the fleet-wide grid), the next probe is at the next point of that grid, however soon, and
-// not ¾ of an interval or more later: the siblings sharing the downstream probe at every point of it,
-// and an instance that skips the first one keeps its baseline from whatever it measured off the grid,
-// where siblings keep the downstream queued. Instances joining a busy fleet took their first
-// baselines from that queue (24-25 ms for 10 ms queries in simulation) and took the pool (five joining
-// ten at 2x: Jain's index 0.66, sum of limits 7.1 P); at 10x, their repeats found the no-load time but
-// they skipped the fleet's next probe, and their load queued the siblings' probes instead (Jain
-// 0.71-0.91). A single server pays with one probe more in its first interval. Below capacity a
-// joiner's limit never binds (it admits all it is sent, its limit far past what it uses: 38-50 for
-// 13-20 in flight), so there the check is sized from the slots in use, not from the limit, and at a
-// quarter: at half, five joiners' checks still queued a pool of 40 and measured it. Under overload it
-// is sized as any probe. The check is not repeated when it lowers the baseline: a repeat falls off the
-// grid and measured the siblings' queue again (23 ms, 300 ms later).
-const FLEET_CHECK_SHARE = 0.25
 // The grid a repeated probe falls on: long enough that a fleet's probes, begun together, have all
 // ended before it (simulated: a 100 ms grid split repeats over two points and left Jain's index at
 // 0.51 for 50 instances at 10×; 250 ms kept it at 0.86 or more).
@@ -227,10 +212,8 @@ type Phase = 'normal' | 'probe-drain' | 'probe-measure'
  * past its target, as it would anyway). The probe takes 20 samples, or 8 when they agree (a steady
  * downstream): a few service times, since every one taken at the lowered limit costs capacity. Why
  * half: see PROBE_SHARE. A probe that lowered
- * the baseline a lot is repeated at once, one that raised it a lot within about a second; once the
- * first probes after start have settled, the next is at the next multiple of the interval, however
- * soon (see FLEET_CHECK_SHARE); otherwise the next comes ¾ of an interval to 1¾ later, at a multiple
- * of the interval in Unix time. Instances that
+ * the baseline a lot is repeated at once, one that raised it a lot within about a second; otherwise
+ * the next comes ¾ of an interval to 1¾ later, at a multiple of the interval in Unix time. Instances that
  * share a downstream (a fleet in front of one database) so probe in step: each drains its own work
  * while the others drain theirs, and measures the downstream empty rather than queued by its siblings
  * (probed at random moments, their baselines absorbed that queueing and ratcheted: in simulation, ten
@@ -278,12 +261,6 @@ export class GradientLimit implements ConcurrencyLimit {
   private probeLowersOnly = false
   /** The probe now due repeats one that raised the baseline a lot. */
   private repeatAfterRaise = false
-  /** The probe now due is the fleet check (see FLEET_CHECK_SHARE): at the next grid point, however soon. */
-  private fleetCheck = false
-  /** Whether the fleet check has been taken (or passed over): later probes keep to the regular schedule. */
-  private onGridSchedule = false
-  /** The most requests in flight at once in the last interval. */
-  private lastMaxInFlight = 0
   /** Add to the clock's time for Unix time: the grid every instance of a fleet probes on. */
   private readonly epochOffsetMs: number
   private readonly samples: IntervalSamples
@@ -454,7 +431,6 @@ export class GradientLimit implements ConcurrencyLimit {
     }
     const rtt = this.samples.percentile(this.percentile)
     const maxInFlight = this.samples.maxInFlight
-    this.lastMaxInFlight = maxInFlight
     const fresh = this.samples.stale <= this.samples.seen / 2
     const completed = this.samples.seen
     const steady = this.minRtt === Number.POSITIVE_INFINITY && this.samplesAgree(FIRST_INTERVAL_AGREEMENT)
@@ -512,13 +488,8 @@ export class GradientLimit implements ConcurrencyLimit {
     // the latency estimate stands alone.
     const byRtt = (this.limit * this.minRtt) / this.lastRtt
     const noQueueConcurrency = this.saturated ? Math.min(byRtt, this.throughput * this.minRtt) : byRtt
-    const estimate = Math.min(this.limit, noQueueConcurrency)
     this.probeLimit = clamp(
-      Math.floor(
-        this.fleetCheck && !this.saturated
-          ? FLEET_CHECK_SHARE * Math.min(estimate, this.lastMaxInFlight)
-          : PROBE_SHARE * estimate,
-      ),
+      Math.floor(PROBE_SHARE * Math.min(this.limit, noQueueConcurrency)),
       this.minLimit,
       this.maxLimit,
     )
@@ -557,8 +528,6 @@ export class GradientLimit implements ConcurrencyLimit {
     const previous = this.value
     const improved = measured < this.minRtt * BASELINE_DROP
     const raised = measured > this.minRtt * BASELINE_RISE && !this.probeLowersOnly
-    const fleetCheck = this.fleetCheck
-    this.fleetCheck = false
     // A probe far from the baseline replaces it: the downstream itself became slower or faster (or
     // the first baseline was measured under load). One within a quarter of it measured the same
     // downstream, and the two are averaged: a median of 20 varied service times is off by a few
@@ -587,19 +556,13 @@ export class GradientLimit implements ConcurrencyLimit {
     // stall, and an inflated baseline would hold the limit high until the next probe. Repeats fall on
     // a grid of their own, so the instances of a fleet whose probes all improved repeat together.
     // Tried: always repeating the first probe under overload, and a regular probe at the next grid
-    // point however soon after every first probe (for a fleet started together, and for joiners).
-    // Simulated 50 instances at 10× went from Jain 0.37 to 0.90, but a single server on the short
-    // tier lost 0.3-0.7 points of C at 2× and 5× to the extra probes; left out then, taken since
-    // for joiners: see FLEET_CHECK_SHARE.
-    if (fleetCheck) this.onGridSchedule = true
-    const repeatDrop = improved && !fleetCheck
-    if (repeatDrop) this.nextProbeAt = this.onGrid(now, Math.min(REPEAT_GRID_MS, this.probeIntervalMs))
+    // point however soon (for a fleet started together, and for joiners). Simulated 50 instances at
+    // 10× went from Jain 0.37 to 0.90, but a single server on the short tier lost 0.3-0.7 points of C
+    // at 2× and 5× to the extra probes; left out.
+    if (improved) this.nextProbeAt = this.onGrid(now, Math.min(REPEAT_GRID_MS, this.probeIntervalMs))
     else if (raised) this.nextProbeAt = this.onGrid(now + 750, Math.min(500, this.probeIntervalMs))
-    else if (!this.onGridSchedule) {
-      this.nextProbeAt = this.onGrid(now, this.probeIntervalMs)
-      this.fleetCheck = true
-    } else this.scheduleRegularProbe(now)
-    this.probeLowersOnly = (repeatDrop || raised) && this.saturated
+    else this.scheduleRegularProbe(now)
+    this.probeLowersOnly = (improved || raised) && this.saturated
     this.repeatAfterRaise = raised
     if (this.value !== previous) this.onChange(previous, this.value)
   }
@@ -614,8 +577,6 @@ export class GradientLimit implements ConcurrencyLimit {
   private scheduleRegularProbe(now: number): void {
     this.nextProbeAt = this.onGrid(now + this.probeIntervalMs * 0.75, this.probeIntervalMs)
     this.probeLowersOnly = false
-    this.fleetCheck = false
-    this.onGridSchedule = true
   }
 
   /**

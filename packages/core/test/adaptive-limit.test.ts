@@ -247,17 +247,15 @@ describe('adaptive limit with variable service times', () => {
     async (load) => {
       // The first version shed 11-47% here: its baseline, the running minimum of noisy medians, fell
       // far below the true service time and the limit collapsed to 2. Twelve seeds, since one run's
-      // share depends on where its probes fall among the bursts. (Measured over these seeds: 0.5-5.3%
-      // at 0.5×, 1.2-7.3% at 0.7×, 4.9-10.5% at 0.9×, mean 7.65%, since the probes after the first
-      // ones join the fleet's next common probe however soon: one probe more in the first ten seconds,
-      // which a 15 s run at 0.9× pays for; before that 0.1-4.1%, 0.5-5.8%, 3.6-9.6%, mean 6.7%. 0.9×
-      // mean 7.1% with a first baseline that a clearly faster interval replaces until the first probe,
-      // 7.3% without that, 6.4% when the grid for probes came in, 5.1% with jittered probes before. A
-      // burst that stands for more than the 50 ms CoDel interval is still cut at the 5 ms target.)
+      // share depends on where its probes fall among the bursts. (Measured over these seeds: 0-4.1% at
+      // 0.5×, 0-5.8% at 0.7×, 3.0-14.0% at 0.9×, mean 7.1%, with a first baseline that a clearly faster
+      // interval replaces until the first probe; 0.9× mean 7.3% without that, 6.4% when the grid for
+      // probes came in, 5.1% with jittered probes before. A burst that stands for more than the 50 ms
+      // CoDel interval is still cut at the 5 ms target.)
       const shares: number[] = []
       for (let seed = 1; seed <= 12; seed++) shares.push(await poissonRejectedShare(load, seed))
       for (const share of shares) expect(share).toBeLessThan(0.15)
-      expect(shares.reduce((a, b) => a + b, 0) / shares.length).toBeLessThan(0.08)
+      expect(shares.reduce((a, b) => a + b, 0) / shares.length).toBeLessThan(0.075)
     },
     60_000,
   )
@@ -540,40 +538,6 @@ describe('GradientLimit unit behaviour', () => {
     feed.base = 33
     for (let t = 0; t < 2000; t++) serve()
     expect(limit.baselineMs).toBe(30)
-  })
-
-  it("after its first probes, probes at the fleet's next probe time however soon, at a quarter of the slots in use", () => {
-    // An instance joining a busy fleet: siblings keep the shared pool queued (21-29 ms for 10 ms
-    // queries) and this one, never full, uses 12 slots while its limit grows past them. Its early
-    // probe, off the fleet's grid, measures the same queue; only a probe taken while the siblings
-    // drain for theirs, on the grid (multiples of 10 s), can find the no-load time.
-    const clock = new ManualClock(5000)
-    const drops: [at: number, to: number][] = []
-    const limit = new GradientLimit({ initialLimit: 20 }, 5000, seededRandom(6), (from, to) => {
-      if (to <= from / 1.5) drops.push([clock.now(), to])
-    })
-    const serve = (rtt: number, inFlight: number) => {
-      clock.advance(1)
-      limit.onSample(clock.now() - rtt, rtt, inFlight)
-    }
-    const queued = (until: number) => {
-      for (let i = 0; clock.now() < until; i++) serve(21 + 4 * (i % 3), Math.min(limit.value, 12))
-    }
-    queued(9_990)
-    expect(drops).toHaveLength(1) // the early first probe, about a second after start
-    expect(limit.baselineMs).toBeGreaterThan(20)
-    expect(limit.value).toBeGreaterThan(24)
-    // At 10 s the pool is drained: the check runs at a quarter of the 12 slots in use, not at half a
-    // limit that never bound, and finds 10 ms.
-    while (clock.now() < 10_300) serve(10, Math.min(limit.value, 12))
-    expect(drops).toHaveLength(2)
-    expect(drops[1]![0]).toBeGreaterThanOrEqual(10_000)
-    expect(drops[1]![1]).toBe(3)
-    expect(limit.baselineMs).toBe(10)
-    // The check is not repeated off the grid, where the siblings' queue would be measured again.
-    queued(19_990)
-    expect(drops).toHaveLength(2)
-    expect(limit.baselineMs).toBe(10)
   })
 
   /**
