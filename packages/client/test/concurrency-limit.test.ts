@@ -125,6 +125,37 @@ describe('ConcurrencyLimit: holding and refusing', () => {
     expect(limit.inFlight(origin)).toBe(0)
   })
 
+  it('after a stall of the origin, estimates waits from round trips, not from the stall', async () => {
+    const { clock, limit, server, client } = setup({ initialLimit: 4, maxLimit: 4 })
+    const answerAll = async () => {
+      clock.advance(10)
+      for (const { answer } of server.pending.splice(0)) answer(status(200))
+      await flush()
+    }
+    // Four at a time, 10 ms each.
+    for (let round = 0; round < 30; round++) {
+      const four = [client(url), client(url), client(url), client(url)]
+      await flush()
+      await answerAll()
+      await Promise.all(four)
+    }
+    // The origin stalls for 150 ms with four in flight and 18 more waiting here, then answers the
+    // four at once; four waiters go, 14 still wait.
+    const calls = Array.from({ length: 22 }, () => client(url))
+    await flush()
+    clock.advance(140)
+    await answerAll()
+    expect(server.pending).toHaveLength(4)
+    // A call now has 14 ahead of it: 38 ms at 10 ms a round trip, four at a time. Had the four that
+    // spanned the stall counted as round trips (58 ms smoothed), 218 ms: refused at once.
+    calls.push(client(url))
+    await flush()
+    expect(limit.refused).toBe(0)
+    while (server.pending.length > 0) await answerAll()
+    expect((await Promise.all(calls)).every((response) => response.status === 200)).toBe(true)
+    expect(limit.refused).toBe(0)
+  })
+
   it('holds and refuses nothing while demand stays under the limit (1×)', async () => {
     const { clock, limit, server, client } = setup()
     for (let round = 0; round < 50; round++) {
