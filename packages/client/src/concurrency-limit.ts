@@ -232,7 +232,7 @@ export class OriginLimit {
 
   /**
    * Notes an attempt coming back. Two or more in flight and none back for STALL_ROUND_TRIPS smoothed
-   * round trips: the origin stalled (a blocked event loop, a pause). Each attempt that spanned the
+   * round trips, and no such gap just before: the origin stalled (a blocked event loop, a pause). Each attempt that spanned the
    * stall reports its length; averaged into the round trip that waits are estimated from, they made
    * the fail-fast rule refuse the backlog the origin went on to serve in time (simulated 0.9× C, a
    * 250 ms stall: 27 requests refused, 11 without those samples; on real servers 46 in a run with one
@@ -240,8 +240,12 @@ export class OriginLimit {
    */
   noteRelease(now: number): void {
     const roundTrip = this.smoothedRttMs
-    if (roundTrip > 0 && this.inFlight > 1 && now - this.lastReleaseAt > STALL_ROUND_TRIPS * roundTrip)
-      this.stallEndedAt = now
+    const gap = now - this.lastReleaseAt
+    if (roundTrip > 0 && this.inFlight > 1 && gap > STALL_ROUND_TRIPS * roundTrip) {
+      // Stalls one after another are no stall: the origin got slower (a caller that sends in bursts
+      // sees each burst come back late), and its round trips are what the estimate must learn.
+      this.stallEndedAt = now - this.stallEndedAt < 2 * gap ? Number.NEGATIVE_INFINITY : now
+    }
     this.lastReleaseAt = now
   }
 

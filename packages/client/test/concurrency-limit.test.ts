@@ -156,6 +156,52 @@ describe('ConcurrencyLimit: holding and refusing', () => {
     expect(limit.refused).toBe(0)
   })
 
+  it('counts neither an idle spell nor an origin that got slower as a stall: their answers teach the round trip', async () => {
+    /** A limit of 4 taught 10 ms round trips, four at a time; `then` is called after them. */
+    const taught = async (
+      then: (round: (ms: number) => Promise<void>, advance: (ms: number) => void) => Promise<void>,
+    ) => {
+      const { clock, limit, server, client } = setup({ initialLimit: 4, maxLimit: 4 })
+      const round = async (ms: number) => {
+        const four = [client(url), client(url), client(url), client(url)]
+        await flush()
+        clock.advance(ms)
+        for (const { answer } of server.pending.splice(0)) answer(status(200))
+        await Promise.all(four)
+      }
+      for (let i = 0; i < 30; i++) await round(10)
+      await then(round, (ms) => clock.advance(ms))
+      // Four in flight and as many waiting as the estimate allows within 200 ms: how many of 70
+      // more calls are refused at once says what round trip the limit now expects.
+      const calls = Array.from({ length: 74 }, () => client(url).catch((e: unknown) => e))
+      await flush()
+      const refused = limit.refused
+      while (server.pending.length > 0) {
+        clock.advance(10)
+        for (const { answer } of server.pending.splice(0)) answer(status(200))
+        await flush()
+      }
+      await Promise.all(calls)
+      return refused
+    }
+    // Answers at 20 ms after a second of nothing in flight: no stall (the gap counts from the send),
+    // the round trip follows (about 13.4 ms), and waiters past 59 are refused.
+    expect(
+      await taught(async (round, advance) => {
+        advance(1000)
+        await round(20)
+      }),
+    ).toBe(11)
+    // Answers at 40 ms, twice: the first burst back looks like a stall, the second says the origin got
+    // slower, and the round trip follows (about 20 ms): waiters past 39 are refused.
+    expect(
+      await taught(async (round) => {
+        await round(40)
+        await round(40)
+      }),
+    ).toBe(31)
+  })
+
   it('holds and refuses nothing while demand stays under the limit (1×)', async () => {
     const { clock, limit, server, client } = setup()
     for (let round = 0; round < 50; round++) {
