@@ -231,12 +231,11 @@ export class OriginLimit {
   }
 
   /**
-   * Notes an attempt coming back. Two or more in flight and none back for STALL_ROUND_TRIPS smoothed
-   * round trips, and no such gap just before: the origin stalled (a blocked event loop, a pause). Each attempt that spanned the
-   * stall reports its length; averaged into the round trip that waits are estimated from, they made
-   * the fail-fast rule refuse the backlog the origin went on to serve in time (simulated 0.9× C, a
-   * 250 ms stall: 27 requests refused, 11 without those samples; on real servers 46 in a run with one
-   * stall, none in the runs without).
+   * Notes an attempt coming back. Two or more in flight, none back for STALL_ROUND_TRIPS smoothed
+   * round trips, and no such gap just before: the origin stalled (a blocked event loop, a pause).
+   * Each attempt that spanned the stall reports its length; averaged into the round trip that waits
+   * are estimated from, they made the fail-fast rule refuse the backlog the origin went on to serve
+   * in time (simulated 0.9× C, a 250 ms stall: 27 requests refused, 11 without those samples).
    */
   noteRelease(now: number): void {
     const roundTrip = this.smoothedRttMs
