@@ -257,10 +257,11 @@ export class GradientLimit implements ConcurrencyLimit {
   private stalledIntervals = 0
   /** The first baseline, measured under load, before any probe has checked it: a faster interval lowers it. */
   private baselineProvisional = false
-  /** The probe now due is a repeat under overload, off the fleet-wide schedule: it may only lower the baseline. */
-  private probeLowersOnly = false
-  /** The probe now due repeats one that raised the baseline a lot. */
-  private repeatAfterRaise = false
+  /**
+   * The probe now due repeats, under overload and off the fleet-wide schedule, one that lowered
+   * (`drop`) or raised (`raise`) the baseline a lot: it may only lower the baseline. `none` otherwise.
+   */
+  private repeatOf: 'none' | 'drop' | 'raise' = 'none'
   /** Add to the clock's time for Unix time: the grid every instance of a fleet probes on. */
   private readonly epochOffsetMs: number
   private readonly samples: IntervalSamples
@@ -527,7 +528,7 @@ export class GradientLimit implements ConcurrencyLimit {
     this.samples.reset()
     const previous = this.value
     const improved = measured < this.minRtt * BASELINE_DROP
-    const raised = measured > this.minRtt * BASELINE_RISE && !this.probeLowersOnly
+    const raised = measured > this.minRtt * BASELINE_RISE && this.repeatOf === 'none'
     // A probe far from the baseline replaces it: the downstream itself became slower or faster (or
     // the first baseline was measured under load). One within a quarter of it measured the same
     // downstream, and the two are averaged: a median of 20 varied service times is off by a few
@@ -543,7 +544,10 @@ export class GradientLimit implements ConcurrencyLimit {
     // may have been the siblings' queueing already (averaging more of it in left a fleet whose
     // joiners had left at Jain 0.70 for six seconds; 0.96 without).
     if (this.baselineProvisional || improved || raised) this.minRtt = measured
-    else if (!this.probeLowersOnly || measured <= this.minRtt * (this.repeatAfterRaise ? 1 : BASELINE_RISE))
+    else if (
+      this.repeatOf === 'none' ||
+      measured <= this.minRtt * (this.repeatOf === 'raise' ? 1 : BASELINE_RISE)
+    )
       this.minRtt = (this.minRtt + measured) / 2
     this.baselineProvisional = false
     this.phase = 'normal'
@@ -562,8 +566,7 @@ export class GradientLimit implements ConcurrencyLimit {
     if (improved) this.nextProbeAt = this.onGrid(now, Math.min(REPEAT_GRID_MS, this.probeIntervalMs))
     else if (raised) this.nextProbeAt = this.onGrid(now + 750, Math.min(500, this.probeIntervalMs))
     else this.scheduleRegularProbe(now)
-    this.probeLowersOnly = (improved || raised) && this.saturated
-    this.repeatAfterRaise = raised
+    this.repeatOf = !this.saturated ? 'none' : improved ? 'drop' : raised ? 'raise' : 'none'
     if (this.value !== previous) this.onChange(previous, this.value)
   }
 
@@ -576,7 +579,7 @@ export class GradientLimit implements ConcurrencyLimit {
    */
   private scheduleRegularProbe(now: number): void {
     this.nextProbeAt = this.onGrid(now + this.probeIntervalMs * 0.75, this.probeIntervalMs)
-    this.probeLowersOnly = false
+    this.repeatOf = 'none'
   }
 
   /**
