@@ -508,35 +508,38 @@ describe('GradientLimit unit behaviour', () => {
       for (let t = 0; limit.baselineMs !== expected && t < maxMs; t++) serve()
       expect(limit.baselineMs).toBe(expected)
     }
-    return { clock, limit, feed, serve, untilBaseline }
+    /** Serves at `base` ms until the clock reads `until`. */
+    const serveUntil = (base: number, until: number) => {
+      feed.base = base
+      while (clock.now() < until) serve()
+    }
+    return { clock, limit, serveUntil, untilBaseline }
   }
 
   it('under overload, a repeated probe may lower the baseline but not raise it', () => {
     // Repeats fall off the fleet's schedule: while a sibling's work queues the shared downstream,
     // a repeat would measure that queueing. Saturated (arrivals blocked), a baseline that a probe
     // lowered a lot is probed again; that probe finding the downstream slower keeps the lower value.
-    const { clock, limit, feed, serve, untilBaseline } = saturated(30)
+    const { clock, limit, serveUntil, untilBaseline } = saturated(30)
     // The first intervals measure 30 ms (queued) until the early first probe begins, on the 1 s grid;
     // the downstream is really 10 ms when probed.
-    while (clock.now() < 1000) serve()
+    serveUntil(30, 1000)
     expect(limit.baselineMs).toBe(30)
     untilBaseline(10, 10, 5000)
     // The repeat that follows finds 25 ms (a sibling's queue): the baseline stays at 10.
-    feed.base = 25
-    for (let t = 0; t < 2000; t++) serve()
+    serveUntil(25, clock.now() + 2000)
     expect(limit.baselineMs).toBe(10)
   })
 
   it('under overload, a repeat of a probe that raised the baseline does not raise it further, even a little', () => {
     // A raise may itself have measured siblings' queueing; a repeat that averaged a little more in
     // each time ratcheted a fleet's instances apart after others had joined and left again.
-    const { clock, limit, feed, serve, untilBaseline } = saturated(10)
-    while (clock.now() < 1500) serve()
+    const { clock, limit, serveUntil, untilBaseline } = saturated(10)
+    serveUntil(10, 1500)
     expect(limit.baselineMs).toBe(10)
     untilBaseline(30, 30, 100_000)
     // The repeat, within about a second, finds 33 ms: within a quarter, but above.
-    feed.base = 33
-    for (let t = 0; t < 2000; t++) serve()
+    serveUntil(33, clock.now() + 2000)
     expect(limit.baselineMs).toBe(30)
   })
 
