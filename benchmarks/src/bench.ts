@@ -29,7 +29,7 @@ import { cpus, loadavg } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import autocannon from 'autocannon'
 import { type CallChainResult, runCallChain } from './call-chain.js'
-import { type CeilingResults, runCeiling } from './ceiling.js'
+import { type CeilingResults, describeCeilingRuns, runCeiling } from './ceiling.js'
 import { type ConsumersResults, runConsumers } from './consumers.js'
 import { type FleetResults, runFleet } from './fleet.js'
 import { type FleetSimResults, runFleetSim } from './fleet-sim.js'
@@ -627,7 +627,7 @@ if (only.has('short')) {
 }
 
 if (only.has('ceiling') && !quick) {
-  log('ceiling: node:http, fixed cap P + 2, prebuilt 503 — 10 × 2× and 10 × 5× of 8 s, 3 × 10× of 4 s')
+  log(describeCeilingRuns())
   results.ceiling = await runCeiling({
     command: results.command,
     revision: results.revision ?? 'unknown',

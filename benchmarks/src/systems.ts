@@ -522,6 +522,31 @@ async function rawGate(ctx: SystemContext): Promise<BuiltSystem> {
   return { server }
 }
 
+/**
+ * The same gate in front of a framework: the framework's own listener serves what the gate admits, so
+ * what this misses beside raw-gate is the framework's cost per served request, which no admission
+ * control can take away from a user of that framework. Decided in the server's request listener before
+ * the framework sees the request (as `attach` does), released when the response closes.
+ */
+function gateFramework(server: http.Server, cap: number): BuiltSystem {
+  const inner = server.listeners('request').filter((l) => l !== stamp) as http.RequestListener[]
+  for (const listener of inner) server.removeListener('request', listener)
+  let inFlight = 0
+  const release = (): void => {
+    inFlight--
+  }
+  server.on('request', (req, res) => {
+    if (inFlight >= cap) {
+      res.writeHead(503, HEADERS_503).end(BODY_503)
+      return
+    }
+    inFlight++
+    res.once('close', release)
+    for (const listener of inner) listener(req, res)
+  })
+  return { server }
+}
+
 /** Reference bounds, run by name only (`--systems raw-gate`): not in the overload matrix. */
 export const BOUND_SYSTEMS: readonly SystemInfo[] = [
   {
@@ -530,6 +555,27 @@ export const BOUND_SYSTEMS: readonly SystemInfo[] = [
     framework: 'node',
     kind: 'naive',
     build: rawGate,
+  },
+  {
+    name: 'express-gate',
+    label: 'Express behind a fixed cap P + 2 (its ceiling)',
+    framework: 'express',
+    kind: 'naive',
+    build: async (ctx) => gateFramework(await expressApp(ctx, undefined), ctx.poolSize + 2),
+  },
+  {
+    name: 'fastify-gate',
+    label: 'Fastify behind a fixed cap P + 2 (its ceiling)',
+    framework: 'fastify',
+    kind: 'naive',
+    build: async (ctx) => gateFramework((await fastifyApp(ctx)).server, ctx.poolSize + 2),
+  },
+  {
+    name: 'koa-gate',
+    label: 'Koa behind a fixed cap P + 2 (its ceiling)',
+    framework: 'koa',
+    kind: 'naive',
+    build: async (ctx) => gateFramework(await koaApp(ctx), ctx.poolSize + 2),
   },
 ]
 
