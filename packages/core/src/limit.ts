@@ -132,6 +132,11 @@ class IntervalSamples {
     return sorted[Math.min(to - from - 1, Math.floor(q * (to - from)))] as number
   }
 
+  /** Counts every sample so far as from a request that started before `growthFrom`. */
+  markStale(): void {
+    this.stale = this.seen
+  }
+
   reset(): void {
     this.count = 0
     this.seen = 0
@@ -343,8 +348,20 @@ export class GradientLimit implements ConcurrencyLimit {
   }
 
   onBlocked(now: number, inFlight: number): void {
-    if (this.phase !== 'normal') this.checkProbe(now, inFlight)
-    else this.blocked = true
+    if (this.phase !== 'normal') {
+      this.checkProbe(now, inFlight)
+      return
+    }
+    if (!this.blocked && !this.saturated) {
+      // The limit binds after an interval in which it did not: load just rose past it. Requests that
+      // started before now ran with less queued than the limit now lets in, and their times do not
+      // say it can grow. Judged on them, the first interval of overload (its median not yet caught up
+      // with the queue) grew the limit the warm-up left, 18 for a pool of 4, to 31-41, and what that
+      // let in waited in the pool for 50-100 ms: each run's worst latencies.
+      this.growthFrom = Math.max(this.growthFrom, now)
+      this.samples.markStale()
+    }
+    this.blocked = true
   }
 
   /**
