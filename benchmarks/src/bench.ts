@@ -14,7 +14,7 @@
  *                         some rows of the overload matrix, each measured 3 times (interleaved), in
  *                         place of those rows only: the rest of the matrix is kept
  *   pnpm bench --only ceiling --merge
- *                         the best this machine allows in the goodput targets' scenarios (ceiling.ts)
+ *                         each framework behind a fixed gate (the best this machine allows), beside ours (ceiling.ts)
  *   pnpm bench --only rejection --merge
  *                         rejections per second and CPU per rejection of a server held at its limit
  *   pnpm bench --only streams --merge
