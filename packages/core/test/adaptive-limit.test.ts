@@ -289,6 +289,27 @@ describe('GradientLimit unit behaviour', () => {
     expect(changes.length).toBeGreaterThan(0)
   })
 
+  it('does not grow on requests that started before the limit first bound, and grows again on those after', () => {
+    // The first interval of overload: its median has not caught up with the queue yet. Judged on it,
+    // real servers grew the limit the warm-up left (18 for a pool of 4) to 31-41 at once.
+    const run = (blockedAt?: number) => {
+      const { clock, limit } = quietLimit({ initialLimit: 10, probeIntervalMs: 1e6 }, 1)
+      feed(limit, clock, 10, 2, 100) // the first interval: a baseline of 10 ms, well below the limit
+      for (let i = 0; i < 99; i++) {
+        clock.advance(1)
+        if (clock.now() === blockedAt) limit.onBlocked(clock.now(), 10)
+        limit.onSample(clock.now() - 10, 10, 10)
+      }
+      feed(limit, clock, 10, 10, 2) // the update at 200 ms
+      return { clock, limit }
+    }
+    expect(run().limit.value).toBeGreaterThan(10)
+    const { clock, limit } = run(190)
+    expect(limit.value).toBe(10)
+    feed(limit, clock, 10, 10, 100)
+    expect(limit.value).toBeGreaterThan(10)
+  })
+
   it('shrinks by at most half per interval when service time balloons', () => {
     const clock = new ManualClock(0)
     const limit = new GradientLimit(
