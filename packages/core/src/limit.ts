@@ -256,6 +256,8 @@ export class GradientLimit implements ConcurrencyLimit {
   /** Whether a request found every slot taken since the last update (and so at the last update). */
   private blocked = false
   private saturated = false
+  /** Whether the last interval used at most half the limit and never found it full. */
+  private light = false
   private nextUpdateAt: number
   private nextProbeAt: number
   /** First intervals passed over because the event loop stalled in them. */
@@ -352,8 +354,8 @@ export class GradientLimit implements ConcurrencyLimit {
       this.checkProbe(now, inFlight)
       return
     }
-    if (!this.blocked && !this.saturated) {
-      // The limit binds after an interval in which it did not: load just rose past it. Requests that
+    if (!this.blocked && this.light) {
+      // The limit binds after an interval in which it was far from it: load just rose past it. Requests that
       // started before now ran with less queued than the limit now lets in, and their times do not
       // say it can grow. Judged on them, the first interval of overload (its median not yet caught up
       // with the queue) grew the limit the warm-up left, 18 for a pool of 4, to 31-41, and what that
@@ -461,6 +463,7 @@ export class GradientLimit implements ConcurrencyLimit {
     this.countingSince = now
     this.saturated = this.blocked
     this.blocked = false
+    this.light = !this.saturated && maxInFlight < this.limit / 2
     // Only the first interval sets the baseline (below: two exceptions for a cold start); after that
     // only probes move it. The running minimum of interval medians used before is biased low whenever
     // service times vary: with exponential service at half load it fell far below the true median and
