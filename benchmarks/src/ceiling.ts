@@ -157,3 +157,46 @@ export function ceilingSection(results: BenchResults, heading: string): string |
   }
   return out.join('\n')
 }
+
+/**
+ * One paragraph for a target's own section: how many runs of each gate reached the target's goodput at
+ * the target's loads in the ceiling tier, and (`withCapacity`) at 1× how many requests each turned away.
+ */
+export function gatesBeside(
+  results: BenchResults,
+  multiples: readonly number[],
+  goodputPct: number,
+  link: string,
+  withCapacity = false,
+): string | undefined {
+  const ceiling = results.ceiling
+  if (ceiling === undefined) return undefined
+  const runs = [...ceiling.short.runs, ...ceiling.tenfold.runs].filter((r) => isGate(r.system))
+  const name = (system: string): string => (system === CEILING_SYSTEM ? 'node-gate' : system)
+  const range = (values: readonly number[], digits: number): string =>
+    `${Math.min(...values).toFixed(digits)}–${Math.max(...values).toFixed(digits)}`
+  const parts: string[] = []
+  for (const multiple of multiples) {
+    const here = runs.filter((r) => r.multiple === multiple)
+    const cells = [...new Set(here.map((r) => r.system))].map((system) => {
+      const own = here.filter((r) => r.system === system)
+      return `${name(system)} ${own.filter((r) => r.goodputPct >= goodputPct).length} of ${own.length} (${range(
+        own.map((r) => r.goodputPct),
+        1,
+      )}%)`
+    })
+    if (cells.length > 0) parts.push(`at ${multiple}×: ${cells.join(', ')}`)
+  }
+  if (parts.length === 0) return undefined
+  const atCapacity = withCapacity ? runs.filter((r) => r.multiple === 1) : []
+  const turnedAway = [...new Set(atCapacity.map((r) => r.system))].map(
+    (system) =>
+      `${name(system)} ${range(
+        atCapacity.filter((r) => r.system === system).map((r) => r.status503),
+        0,
+      )}`,
+  )
+  return `Each framework behind a gate that knows the pool, in the same scenario ([the ceiling tier](${link}), code at ${ceiling.revision}), runs at ≥ ${goodputPct}% of C: ${parts.join('; ')}.${
+    turnedAway.length > 0 ? ` At 1× the gates turned away, per run: ${turnedAway.join(', ')}.` : ''
+  } A target that a framework's gate misses is beyond this machine for that framework, whatever admission does.`
+}

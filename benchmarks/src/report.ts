@@ -3,7 +3,7 @@ import { writeFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import type { BenchResults, CompactPhase, MacroPhase } from './bench.js'
 import { CALL_CHAIN_HEADING, callChainSection, callChainTargets } from './call-chain-report.js'
-import { ceilingSection } from './ceiling.js'
+import { ceilingSection, gatesBeside } from './ceiling.js'
 import { loadChart, type Row, shedChart, stepChart } from './charts.js'
 import { CONSUMERS_HEADING, consumersSection, consumersSummary } from './consumers.js'
 import {
@@ -401,11 +401,24 @@ export async function writeReport(results: BenchResults): Promise<string[]> {
 
   const leave = results.clientsLeave
   if (leave !== undefined && leave.phases.length > 0) lines.push(clientsLeaveSection(leave))
-  if (results.shortRuns !== undefined) lines.push(shortRunsSection(results.shortRuns, HEADINGS.shortRuns))
+  if (results.shortRuns !== undefined) {
+    lines.push(shortRunsSection(results.shortRuns, HEADINGS.shortRuns))
+    const gates = gatesBeside(results, [2, 5], 99, anchor(HEADINGS.ceiling), true)
+    if (gates !== undefined) lines.push(gates, '')
+  }
 
   if (macro !== undefined) {
     const attached = attachedSection(macro, results.machine.cores)
-    if (attached !== undefined) lines.push(attached)
+    if (attached !== undefined) {
+      lines.push(attached)
+      const gates = gatesBeside(
+        results,
+        [ATTACHED_TARGET.multiple],
+        ATTACHED_TARGET.goodputPct,
+        anchor(HEADINGS.ceiling),
+      )
+      if (gates !== undefined) lines.push(gates, '')
+    }
   }
   const ceiling = ceilingSection(results, HEADINGS.ceiling)
   if (ceiling !== undefined) lines.push(ceiling)

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import type { BenchResults } from '../src/bench.js'
-import { ceilingSection } from '../src/ceiling.js'
+import { ceilingSection, gatesBeside } from '../src/ceiling.js'
 import { ioScenario } from '../src/macro.js'
 import type { ShortRun, ShortRunsResults } from '../src/short-runs.js'
 
@@ -81,6 +81,37 @@ describe('the ceiling section', () => {
       '| 10×, 4 s | ours-express-attached | 97.0 | 97.0 | 0 of 1 | 1 of 1 | 20 | 0 | 10.10–10.10 |',
     ])
     expect(section).toContain('at 2×: ours-fastify −0.9; at 10×: ours-express-attached +0.5.')
+  })
+
+  it("counts each gate's runs at a target's loads, and at 1× what each turned away, for the target's own section", () => {
+    const rejecting = (system: string, status503: number): ShortRun => ({ ...run(system, 1, 98), status503 })
+    const results = {
+      ceiling: {
+        startedAt: '2026-12-01T00:00:00.000Z',
+        command: 'pnpm bench --only ceiling --merge',
+        revision: 'abc1234',
+        loadavgStart: [0.5],
+        loadavgEnd: [0.6],
+        short: shortRuns(
+          ['express-gate', 'ours-express'],
+          [
+            run('express-gate', 2, 99.2),
+            run('express-gate', 2, 98.1),
+            run('ours-express', 2, 99.5),
+            rejecting('express-gate', 62),
+            rejecting('express-gate', 90),
+          ],
+          8000,
+        ),
+        tenfold: shortRuns(['koa-gate'], [run('koa-gate', 10, 97.1), run('koa-gate', 10, 94.2)], 4000),
+      },
+    } as unknown as BenchResults
+    expect(gatesBeside(results, [2], 99, '#ceiling', true)).toBe(
+      "Each framework behind a gate that knows the pool, in the same scenario ([the ceiling tier](#ceiling), code at abc1234), runs at ≥ 99% of C: at 2×: express-gate 1 of 2 (98.1–99.2%). At 1× the gates turned away, per run: express-gate 62–90. A target that a framework's gate misses is beyond this machine for that framework, whatever admission does.",
+    )
+    expect(gatesBeside(results, [10], 97, '#ceiling')).toContain('at 10×: koa-gate 1 of 2 (94.2–97.1%).')
+    expect(gatesBeside(results, [10], 97, '#ceiling')).not.toContain('At 1×')
+    expect(gatesBeside({} as BenchResults, [2], 99, '#ceiling')).toBeUndefined()
   })
 
   it('is left out when the ceiling was never measured', () => {
