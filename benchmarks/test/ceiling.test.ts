@@ -39,35 +39,43 @@ function shortRuns(systems: string[], runs: ShortRun[], durationMs: number): Sho
   }
 }
 
+/** Results holding only a ceiling tier of these two runs. */
+function withCeiling(short: ShortRunsResults, tenfold: ShortRunsResults): BenchResults {
+  return {
+    ceiling: {
+      startedAt: '2026-12-01T00:00:00.000Z',
+      command: 'pnpm bench --only ceiling --merge',
+      revision: 'abc1234',
+      loadavgStart: [0.5],
+      loadavgEnd: [0.6],
+      short,
+      tenfold,
+    },
+  } as unknown as BenchResults
+}
+
 describe('the ceiling section', () => {
   it("puts each framework's gate beside ours in one table and gives the distance between their means", () => {
-    const results = {
-      ceiling: {
-        startedAt: '2026-12-01T00:00:00.000Z',
-        command: 'pnpm bench --only ceiling --merge',
-        revision: 'abc1234',
-        loadavgStart: [0.5],
-        loadavgEnd: [0.6],
-        short: shortRuns(
-          ['raw-gate', 'fastify-gate', 'ours-fastify'],
-          [
-            run('raw-gate', 2, 98.6, 10.05),
-            run('raw-gate', 2, 99.0, 10.12),
-            run('fastify-gate', 2, 98.0),
-            run('fastify-gate', 2, 97.0),
-            run('ours-fastify', 2, 97.1),
-            run('ours-fastify', 2, 96.1),
-            run('raw-gate', 5, 96.9),
-          ],
-          8000,
-        ),
-        tenfold: shortRuns(
-          ['express-gate', 'ours-express-attached'],
-          [run('express-gate', 10, 96.5), run('ours-express-attached', 10, 97.0)],
-          4000,
-        ),
-      },
-    } as unknown as BenchResults
+    const results = withCeiling(
+      shortRuns(
+        ['raw-gate', 'fastify-gate', 'ours-fastify'],
+        [
+          run('raw-gate', 2, 98.6, 10.05),
+          run('raw-gate', 2, 99.0, 10.12),
+          run('fastify-gate', 2, 98.0),
+          run('fastify-gate', 2, 97.0),
+          run('ours-fastify', 2, 97.1),
+          run('ours-fastify', 2, 96.1),
+          run('raw-gate', 5, 96.9),
+        ],
+        8000,
+      ),
+      shortRuns(
+        ['express-gate', 'ours-express-attached'],
+        [run('express-gate', 10, 96.5), run('ours-express-attached', 10, 97.0)],
+        4000,
+      ),
+    )
     const section = ceilingSection(results, 'Ceiling')!
     const rows = section
       .split('\n')
@@ -85,27 +93,20 @@ describe('the ceiling section', () => {
 
   it("counts each gate's runs at a target's loads, and at 1× what each turned away, for the target's own section", () => {
     const rejecting = (system: string, status503: number): ShortRun => ({ ...run(system, 1, 98), status503 })
-    const results = {
-      ceiling: {
-        startedAt: '2026-12-01T00:00:00.000Z',
-        command: 'pnpm bench --only ceiling --merge',
-        revision: 'abc1234',
-        loadavgStart: [0.5],
-        loadavgEnd: [0.6],
-        short: shortRuns(
-          ['express-gate', 'ours-express'],
-          [
-            run('express-gate', 2, 99.2),
-            run('express-gate', 2, 98.1),
-            run('ours-express', 2, 99.5),
-            rejecting('express-gate', 62),
-            rejecting('express-gate', 90),
-          ],
-          8000,
-        ),
-        tenfold: shortRuns(['koa-gate'], [run('koa-gate', 10, 97.1), run('koa-gate', 10, 94.2)], 4000),
-      },
-    } as unknown as BenchResults
+    const results = withCeiling(
+      shortRuns(
+        ['express-gate', 'ours-express'],
+        [
+          run('express-gate', 2, 99.2),
+          run('express-gate', 2, 98.1),
+          run('ours-express', 2, 99.5),
+          rejecting('express-gate', 62),
+          rejecting('express-gate', 90),
+        ],
+        8000,
+      ),
+      shortRuns(['koa-gate'], [run('koa-gate', 10, 97.1), run('koa-gate', 10, 94.2)], 4000),
+    )
     expect(gatesBeside(results, [2], 99, '#ceiling', true)).toBe(
       "Each framework behind a gate that knows the pool, in the same scenario ([the ceiling tier](#ceiling), code at abc1234), runs at ≥ 99% of C: at 2×: express-gate 1 of 2 (98.1–99.2%). At 1× the gates turned away, per run: express-gate 62–90. A target that a framework's gate misses is beyond this machine for that framework, whatever admission does.",
     )
