@@ -91,6 +91,8 @@ export async function runCeiling(options: {
 }
 
 const isGate = (system: string): boolean => system.endsWith('-gate')
+/** How the report names a gate: the one with no framework is node:http's. */
+const gateName = (system: string): string => (system === CEILING_SYSTEM ? 'node-gate' : system)
 
 /** The gate a system of ours is measured against: its framework's. */
 function gateOf(system: string): string {
@@ -129,7 +131,7 @@ export function ceilingSection(results: BenchResults, heading: string): string |
       const own = runs.filter((r) => r.system === system)
       if (own.length === 0) continue
       const holds = own.map((r) => r.meanHoldMs)
-      const name = system === CEILING_SYSTEM ? 'node-gate' : system
+      const name = gateName(system)
       out.push(
         `| ${multiple}×, ${phaseS} s | ${isGate(system) ? `**${name}**` : name} | ${own.map((r) => r.goodputPct.toFixed(1)).join(', ')} | ${meanOf(own).toFixed(1)} | ${own.filter((r) => r.goodputPct >= 99).length} of ${own.length} | ${own.filter((r) => r.goodputPct >= 97).length} of ${own.length} | ${Math.max(...own.map((r) => r.p99Ms)).toFixed(0)} | ${Math.round(mean(own.map((r) => r.status503)))} | ${Math.min(...holds).toFixed(2)}–${Math.max(...holds).toFixed(2)} |`,
       )
@@ -172,7 +174,6 @@ export function gatesBeside(
   const ceiling = results.ceiling
   if (ceiling === undefined) return undefined
   const runs = [...ceiling.short.runs, ...ceiling.tenfold.runs].filter((r) => isGate(r.system))
-  const name = (system: string): string => (system === CEILING_SYSTEM ? 'node-gate' : system)
   const range = (values: readonly number[], digits: number): string =>
     `${Math.min(...values).toFixed(digits)}–${Math.max(...values).toFixed(digits)}`
   const parts: string[] = []
@@ -180,7 +181,7 @@ export function gatesBeside(
     const here = runs.filter((r) => r.multiple === multiple)
     const cells = [...new Set(here.map((r) => r.system))].map((system) => {
       const own = here.filter((r) => r.system === system)
-      return `${name(system)} ${own.filter((r) => r.goodputPct >= goodputPct).length} of ${own.length} (${range(
+      return `${gateName(system)} ${own.filter((r) => r.goodputPct >= goodputPct).length} of ${own.length} (${range(
         own.map((r) => r.goodputPct),
         1,
       )}%)`
@@ -191,7 +192,7 @@ export function gatesBeside(
   const atCapacity = withCapacity ? runs.filter((r) => r.multiple === 1) : []
   const turnedAway = [...new Set(atCapacity.map((r) => r.system))].map(
     (system) =>
-      `${name(system)} ${range(
+      `${gateName(system)} ${range(
         atCapacity.filter((r) => r.system === system).map((r) => r.status503),
         0,
       )}`,

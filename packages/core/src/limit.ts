@@ -247,7 +247,8 @@ export class GradientLimit implements ConcurrencyLimit {
    * run at the no-queue time whatever the limit is, and judging the restored limit on them grew it by
    * half at once (18 → 32 for a pool of 4, 50 ms queries behind HAProxy), so the next probe, sized
    * from it, measured queueing and the baseline tripled. Requests that start a couple of service
-   * times later find the downstream as the restored limit leaves it.
+   * times later find the downstream as the restored limit leaves it. Also set when the limit binds
+   * after an interval that used at most half of it (see onBlocked).
    */
   private growthFrom = Number.NEGATIVE_INFINITY
   /** When the samples now kept began (the last update or probe end), and the completion rate per ms (a decaying maximum over intervals). */
