@@ -200,12 +200,16 @@ export class EventLoopShedder {
     // Only an excess that lasts, while requests arrive, raises the fraction: one late tick (a GC pause,
     // one long task, a test runner compiling a module) is not overload, nor a few requests on a starved
     // machine. Such a reading counts as on target: neither term moves on it.
-    const over = error > 0
+    // Nor does shedding begin below twice the target: a loop near its capacity (a fresh process
+    // compiling its routes, a burst) runs 15–26 ms late for a few hundred ms and catches up by itself,
+    // while overload keeps adding to its backlog and passes any threshold within tens of ms. Once
+    // shedding, the target holds.
+    const over = error > 0 && (this.integral > 0 || lagMs >= this.stallMs)
     this.overTicks = over ? this.overTicks + 1 : 0
     this.overMs = over ? this.overMs + elapsedMs : 0
     const counts =
       this.overTicks >= 2 && this.overMs >= SUSTAINED_MS && this.recentArrivals >= MIN_ARRIVALS_PER_TICK
-    if (over && !counts) error = 0
+    if (error > 0 && !(over && counts)) error = 0
     const seconds = Math.min(elapsedMs, MAX_ELAPSED_INTERVALS * this.intervalMs) / 1000
     // Positional form, the integral held within [0, maxFraction] (no windup): a lag below target on an
     // idle loop keeps the fraction at 0 however it moves.

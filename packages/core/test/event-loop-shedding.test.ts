@@ -88,6 +88,31 @@ describe('event-loop shedding: the controller of the shed fraction', () => {
     expect(loaded.fraction).toBeGreaterThan(0.5)
   })
 
+  it('begins shedding only once the lag passes twice the target, then holds it at the target', () => {
+    const shedder = new EventLoopShedder({}, new ManualClock(0), seededRandom(1), () => 1)
+    const tick = (lagMs: number) => {
+      for (let i = 0; i < 20; i++) shedder.shouldShed(0, 0)
+      shedder.update(lagMs, 1)
+    }
+    // A loop at its capacity (a fresh process compiling its routes): 16–29 ms late for a second, with
+    // requests arriving steadily, and catching up by itself.
+    for (let t = 0; t < 40; t++) tick(16 + (t % 14))
+    expect(shedder.fraction).toBe(0)
+    // Overload: the lag climbs past 30 ms and stays there.
+    for (let t = 0; t < 4; t++) tick(35 + 10 * t)
+    expect(shedder.fraction).toBeGreaterThan(0)
+    // Once shedding, a lag of 20 ms is above the 15 ms target: the fraction keeps rising.
+    tick(20)
+    const shedding = shedder.fraction
+    for (let t = 0; t < 10; t++) tick(20)
+    expect(shedder.fraction).toBeGreaterThan(shedding)
+    // Back under the target, the fraction falls to 0, and the threshold to begin is twice the target again.
+    for (let t = 0; t < 80; t++) tick(5)
+    expect(shedder.fraction).toBe(0)
+    for (let t = 0; t < 40; t++) tick(25)
+    expect(shedder.fraction).toBe(0)
+  })
+
   it('sheds the rest of a loop turn that ran twice the target, but not after a pause before it', () => {
     const clock = new ManualClock(0)
     const shedder = new EventLoopShedder({ targetLagMs: 20 }, clock, seededRandom(1), () => 1)
