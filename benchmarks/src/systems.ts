@@ -49,15 +49,31 @@ export function arrivalOf(req: http.IncomingMessage): number {
 
 /**
  * Takes the arrival stamp off a server: the rejection tier measures the framework's request path
- * alone, with no listener of the harness beside it.
+ * alone, with nothing of the harness beside it.
  */
 export function unstamp(server: http.Server): void {
-  server.removeListener('request', stamp)
+  delete (server as { emit?: unknown }).emit
 }
 
+/**
+ * The server as `app.listen()` makes it: the framework's listener its only `request` listener (our
+ * Express middleware, when it is the app's first, then moves admission in front of Express, as it does
+ * for users). The arrival stamp is taken as the server emits the request, before any listener runs.
+ */
 function serverFor(listener: http.RequestListener): http.Server {
   const server = http.createServer(listener)
-  server.prependListener('request', stamp)
+  const emit = server.emit as (this: http.Server, event: string | symbol, ...args: unknown[]) => boolean
+  // At most three arguments ('upgrade'), passed on without collecting them into an array.
+  server.emit = function stampedEmit(
+    this: http.Server,
+    event: string | symbol,
+    a?: unknown,
+    b?: unknown,
+    c?: unknown,
+  ) {
+    if (event === 'request') stamp(a as Stamped)
+    return emit.call(this, event, a, b, c)
+  } as typeof server.emit
   return server
 }
 
@@ -168,25 +184,31 @@ type MiddlewareWithController<T> = T & {
   attach?: (server: http.Server) => void
 }
 
-/**
- * `limiter.attach(server)` as the README has it, after the framework's listener is on the server. The
- * arrival stamp goes back in front, so it still stamps before admission and the framework remains the
- * only listener attach() wraps.
- */
+/** `limiter.attach(server)` as the README has it, after the framework's listener is on the server. */
 function attach(server: http.Server, middleware: MiddlewareWithController<unknown>): void {
   if (middleware.attach === undefined) throw new Error('this adapter has no attach()')
-  unstamp(server)
   middleware.attach(server)
-  server.prependListener('request', stamp)
 }
 
-async function oursExpress(ctx: SystemContext, options: object, attached = false): Promise<BuiltSystem> {
+/**
+ * Our Express middleware as the app's first (`app.use(limiter)` then `app.listen()`: after the first
+ * request it moves admission in front of Express itself), attached by hand, or behind another
+ * middleware, where it stays inside Express and every decision pays Express's request path.
+ */
+async function oursExpress(
+  ctx: SystemContext,
+  options: object,
+  place: 'first' | 'attached' | 'inside' = 'first',
+): Promise<BuiltSystem> {
   const { backpressure } = (await import('@backpressure/express')) as {
     backpressure: (o: object) => MiddlewareWithController<import('express').RequestHandler>
   }
   const middleware = backpressure(options)
-  const server = await expressApp(ctx, (app) => app.use(middleware))
-  if (attached) attach(server, middleware)
+  const server = await expressApp(ctx, (app) => {
+    if (place === 'inside') app.use((_req, _res, next) => next())
+    app.use(middleware)
+  })
+  if (place === 'attached') attach(server, middleware)
   return { server, controller: middleware.controller }
 }
 
@@ -427,7 +449,7 @@ export const SYSTEMS: readonly SystemInfo[] = [
     label: 'ours, Express, attached, default options',
     framework: 'express',
     kind: 'ours',
-    build: (ctx) => oursExpress(ctx, defaultOptions(), true),
+    build: (ctx) => oursExpress(ctx, defaultOptions(), 'attached'),
   },
   {
     name: 'ours-fastify',
@@ -529,7 +551,7 @@ async function rawGate(ctx: SystemContext): Promise<BuiltSystem> {
  * the framework sees the request (as `attach` does), released when the response closes.
  */
 function gateFramework(server: http.Server, cap: number): BuiltSystem {
-  const inner = server.listeners('request').filter((l) => l !== stamp) as http.RequestListener[]
+  const inner = server.listeners('request') as http.RequestListener[]
   for (const listener of inner) server.removeListener('request', listener)
   let inFlight = 0
   const release = (): void => {
@@ -600,17 +622,17 @@ export const REJECTION_SYSTEMS: readonly SystemInfo[] = [
   },
   {
     name: 'ours-express-held',
-    label: 'ours, Express middleware',
+    label: 'ours, Express middleware, behind another (decided inside Express)',
     framework: 'express',
     kind: 'ours',
-    build: (ctx) => oursExpress(ctx, HELD_OPTIONS),
+    build: (ctx) => oursExpress(ctx, HELD_OPTIONS, 'inside'),
   },
   {
     name: 'ours-express-attached-held',
     label: 'ours, Express, attached',
     framework: 'express',
     kind: 'ours',
-    build: (ctx) => oursExpress(ctx, HELD_OPTIONS, true),
+    build: (ctx) => oursExpress(ctx, HELD_OPTIONS, 'attached'),
   },
   {
     name: 'koa-503',

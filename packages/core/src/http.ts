@@ -152,6 +152,8 @@ export class HttpBackpressure<Req> {
   private readonly bodyDeadlines: BodyDeadlines | undefined
   /** Some option calls a function of the framework's request: attach() cannot decide admission early. */
   private readonly needsFrameworkRequest: boolean
+  /** Servers attach() has put admission in front of: a second call on one of them changes nothing. */
+  private readonly attachedTo = new WeakSet<Server>()
   /** Rejection answers built so far, by reason, then by Retry-After seconds. */
   private readonly responses = new Map<RejectionReason, HttpResponse[]>()
 
@@ -296,6 +298,7 @@ export class HttpBackpressure<Req> {
    * never decided wrongly.
    */
   attach(server: Server): void {
+    if (this.attachedTo.has(server)) return
     const listeners = server.listeners('request') as RequestListener[]
     if (listeners.length === 0) {
       throw new InvalidOptionError(
@@ -311,6 +314,7 @@ export class HttpBackpressure<Req> {
     }
     const early = this.needsFrameworkRequest ? this.healthOnly : this.decide
     const layer = this
+    this.attachedTo.add(server)
     server.removeAllListeners('request')
     server.on('request', function backpressureFirst(this: Server, req: IncomingMessage, res: ServerResponse) {
       const decision = early.call(layer, req as unknown as Req, req.method ?? 'GET', req.url ?? '/', res)
@@ -322,6 +326,14 @@ export class HttpBackpressure<Req> {
           (error: unknown) => res.destroy(error as Error),
         )
     })
+  }
+
+  /**
+   * Whether attach() decides admission itself (no option is a function of the framework's request),
+   * and not only health and readiness.
+   */
+  get decidesBeforeFramework(): boolean {
+    return !this.needsFrameworkRequest
   }
 
   /** attach() with options that need the framework's request: only health and readiness are answered early. */

@@ -149,6 +149,125 @@ describe('@backpressure/express attach(server)', () => {
   })
 })
 
+describe("@backpressure/express as the app's first middleware", () => {
+  /**
+   * An app with one route that holds the only slot, the limiter put where `place` puts it; the server
+   * made as `app.listen()` makes it, unless `attach` calls attach() too. Express marks everything it
+   * answers with X-Powered-By: a 503 without it was answered before Express.
+   */
+  async function app(
+    place: (app: express.Express, limiter: ReturnType<typeof backpressure>) => void,
+    options: Parameters<typeof backpressure>[0] = {},
+    attach = false,
+  ) {
+    const app = express()
+    const limiter = backpressure({ maxConcurrency: 1, maxQueueDepth: 0, ...options })
+    place(app, limiter)
+    const gate = createGate()
+    let routes = 0
+    app.get(['/hold', '/api/hold'], async (_req, res) => {
+      routes++
+      await gate.promise
+      res.send('held')
+    })
+    app.get(['/work', '/api/work'], (_req, res) => {
+      routes++
+      res.send('work')
+    })
+    const server = await serve(
+      app,
+      limiter.controller,
+      () => limiter.close(),
+      attach ? (s) => limiter.attach(s) : undefined,
+    )
+    servers.push(server)
+    /** The first request, served; one held; `count` more turned away: their X-Powered-By headers. */
+    const refusals = async (prefix: string, count: number) => {
+      expect(await (await fetch(`${server.url}${prefix}/work`)).text()).toBe('work')
+      const held = fetch(`${server.url}${prefix}/hold`)
+      await until(() => server.controller.inFlight === 1, 'the held slot')
+      const poweredBy: (string | null)[] = []
+      for (let i = 0; i < count; i++) {
+        const refused = await fetch(`${server.url}${prefix}/work`)
+        expect(refused.status).toBe(503)
+        expect(refused.headers.get('retry-after')).toMatch(/^[1-9]\d*$/)
+        poweredBy.push(refused.headers.get('x-powered-by'))
+        await refused.text()
+      }
+      gate.open()
+      expect(await (await held).text()).toBe('held')
+      expect(await (await fetch(`${server.url}${prefix}/work`)).text()).toBe('work')
+      return poweredBy
+    }
+    return { limiter, refusals, routes: () => routes }
+  }
+
+  it('moves admission in front of Express by itself after the first request: rejections skip Express', async () => {
+    const { limiter, refusals, routes } = await app((a, l) => a.use(l))
+    expect(await refusals('', 5)).toEqual([null, null, null, null, null])
+    const stats = limiter.controller.stats()
+    // Each request decided once: 3 served, 5 turned away.
+    expect(stats.requests).toBe(8)
+    expect(stats.rejected).toBe(5)
+    expect(routes()).toBe(3)
+  })
+
+  it('decides each request once when attach() is called as well', async () => {
+    const { limiter, refusals } = await app((a, l) => a.use(l), {}, true)
+    expect(await refusals('', 3)).toEqual([null, null, null])
+    expect(limiter.controller.stats().requests).toBe(6)
+  })
+
+  it.each([
+    [
+      'behind another middleware',
+      (a: express.Express, l: ReturnType<typeof backpressure>) => {
+        a.use((_req, _res, next) => next())
+        a.use(l)
+      },
+      {},
+      '',
+    ],
+    [
+      'mounted at a path',
+      (a: express.Express, l: ReturnType<typeof backpressure>) => a.use('/api', l),
+      {},
+      '/api',
+    ],
+    [
+      "with a priority function of Express's request",
+      (a: express.Express, l: ReturnType<typeof backpressure>) => a.use(l),
+      { priority: () => 1 },
+      '',
+    ],
+  ] as const)('keeps admission inside Express %s', async (_name, place, options, prefix) => {
+    const { refusals } = await app(place, options)
+    expect(await refusals(prefix, 3)).toEqual(['Express', 'Express', 'Express'])
+  })
+
+  it('keeps admission inside Express when the server has another request listener', async () => {
+    const appWithSibling = express()
+    const limiter = backpressure({ maxConcurrency: 1, maxQueueDepth: 0 })
+    appWithSibling.use(limiter)
+    appWithSibling.get('/work', (_req, res) => {
+      res.send('work')
+    })
+    const server = createServer(appWithSibling)
+    // A second listener (as a WebSocket library's request hook may be) that answers nothing itself.
+    server.on('request', () => {})
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    try {
+      const { port } = server.address() as { port: number }
+      expect(await (await fetch(`http://127.0.0.1:${port}/work`)).text()).toBe('work')
+      expect(server.listeners('request')[0]).toBe(appWithSibling)
+    } finally {
+      server.closeAllConnections()
+      await new Promise((resolve) => server.close(resolve))
+      await limiter.close()
+    }
+  })
+})
+
 describe('@backpressure/express: clients that leave (review)', () => {
   const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
