@@ -86,7 +86,7 @@ function cpuBound(results: BenchResults): string {
   const servedUs = 1e6 / cpu.scenario.capacity
   const medians = results.rejection?.medians
   const rows = [
-    ['our Express middleware', 'ours-express-held'],
+    ['our Express middleware inside Express (behind another)', 'ours-express-held'],
     ['attached (Express)', 'ours-express-attached-held'],
     ['our Fastify plugin', 'ours-fastify-held'],
     ['our Koa middleware', 'ours-koa-held'],
@@ -245,7 +245,7 @@ export async function writeReport(results: BenchResults): Promise<string[]> {
     }
     lines.push('')
     lines.push(
-      '"Attached" is the same middleware plus `limiter.attach(server)` after `app.listen()`: admission runs in the node:http server\'s own request listener, before the framework; an admitted request goes on into the framework and the middleware lets it through. "Tuned to the pool" is `{ maxConcurrency: P, maxQueueDepth: 2·P }`. The p-queue guard is `new PQueue({ concurrency: P })` answering 503 with `Retry-After: 5` once `queue.size ≥ 100` (a quarter second of the pool\'s work). The reference design is a bounded queue polled with `setImmediate` and sorted per dequeue (100 in flight, 1000 queued), transcribed as-is in benchmarks/src/reference-design.ts: the simplest admission queue one would write by hand.',
+      '"Ours, Express" is `app.use(backpressure())` as the app\'s first middleware, which after its first request attaches itself to the server as `limiter.attach(server)` would. "Attached" is the same middleware plus `limiter.attach(server)` after `app.listen()`: admission runs in the node:http server\'s own request listener, before the framework; an admitted request goes on into the framework and the middleware lets it through. "Tuned to the pool" is `{ maxConcurrency: P, maxQueueDepth: 2·P }`. The p-queue guard is `new PQueue({ concurrency: P })` answering 503 with `Retry-After: 5` once `queue.size ≥ 100` (a quarter second of the pool\'s work). The reference design is a bounded queue polled with `setImmediate` and sorted per dequeue (100 in flight, 1000 queued), transcribed as-is in benchmarks/src/reference-design.ts: the simplest admission queue one would write by hand.',
     )
     if (macro.skipped.length > 0)
       lines.push(`\nSkipped (package missing or failed to start): ${macro.skipped.join(', ')}.`)
@@ -597,7 +597,7 @@ function attachedSection(macro: NonNullable<BenchResults['macro']>, cores: numbe
   out.push(`## ${HEADINGS.attached}`)
   out.push('')
   out.push(
-    `The overload scenario at ${x}× C with no options, our middleware alone against the same middleware attached to the server (\`limiter.attach(server)\`). Target (attached): every run at ≥ ${ATTACHED_TARGET.goodputPct}% of C, ${ATTACHED_TARGET.timeouts} timeouts, p99 of accepted ≤ ${ATTACHED_TARGET.p99Ms} ms. With no options the limit is the adaptive one. "Query hold" is S plus how late the server's event loop read the database's answer, and S / hold ("ceiling") caps goodput whatever admission does. "Limit" is our controller's concurrency limit over the phase's 100 ms samples; "in flight < P" is the share of those samples in which it held fewer permits than the pool has connections (the pool partly idle while requests were turned away).`,
+    `The overload scenario at ${x}× C with no options, our middleware alone (Express's, as the app's first, attaches itself after its first request) against the same middleware attached to the server by hand (\`limiter.attach(server)\`). Target (attached): every run at ≥ ${ATTACHED_TARGET.goodputPct}% of C, ${ATTACHED_TARGET.timeouts} timeouts, p99 of accepted ≤ ${ATTACHED_TARGET.p99Ms} ms. With no options the limit is the adaptive one. "Query hold" is S plus how late the server's event loop read the database's answer, and S / hold ("ceiling") caps goodput whatever admission does. "Limit" is our controller's concurrency limit over the phase's 100 ms samples; "in flight < P" is the share of those samples in which it held fewer permits than the pool has connections (the pool partly idle while requests were turned away).`,
   )
   out.push('')
   out.push(
@@ -760,7 +760,7 @@ function rejectionSection(rejection: NonNullable<BenchResults['rejection']>): st
   )
   if (frameworks.length > 0 && rejection.medians['raw-503'] !== undefined) {
     out.push(
-      `Median CPU per rejection: node:http alone ${cpuOf('raw-503')} µs; ${frameworks.map((f) => `${f.name}'s own first-middleware 503 ${cpuOf(f.bare)} µs, our ${f.name} middleware ${cpuOf(f.middleware)} µs, attached ${cpuOf(f.attached)} µs`).join('; ')}. In the middleware, a rejection costs what the framework's request path costs before any middleware runs; attached, it costs what node:http's does.`,
+      `Median CPU per rejection: node:http alone ${cpuOf('raw-503')} µs; ${frameworks.map((f) => `${f.name}'s own first-middleware 503 ${cpuOf(f.bare)} µs, our ${f.name} middleware ${cpuOf(f.middleware)} µs, attached ${cpuOf(f.attached)} µs`).join('; ')}. In the middleware, a rejection costs what the framework's request path costs before any middleware runs; attached, it costs what node:http's does. (Our Express middleware as the app's first attaches itself after its first request: the tier's Express middleware row has a pass-through middleware in front of it, to measure the path inside Express.)`,
     )
     out.push('')
   }

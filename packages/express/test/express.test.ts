@@ -13,6 +13,39 @@ afterEach(async () => {
   await Promise.all(servers.splice(0).map((server) => server.close()))
 })
 
+type Limiter = ReturnType<typeof backpressure>
+type Place = (app: express.Express, limiter: Limiter) => void
+
+/**
+ * An app with a fixed limit of one and no queue, the limiter put where `place` puts it, and routes
+ * `/hold` (holds the only slot until the gate opens) and `/work`, also under `/api`; served as
+ * `app.listen()` serves it, plus `limiter.attach(server)` when `attach`.
+ */
+async function heldApp(place: Place, options: Parameters<typeof backpressure>[0] = {}, attach = false) {
+  const app = express()
+  const limiter = backpressure({ maxConcurrency: 1, maxQueueDepth: 0, ...options })
+  place(app, limiter)
+  const gate = createGate()
+  let routes = 0
+  app.get(['/hold', '/api/hold'], async (_req, res) => {
+    routes++
+    await gate.promise
+    res.send('held')
+  })
+  app.get(['/work', '/api/work'], (_req, res) => {
+    routes++
+    res.send('work')
+  })
+  const server = await serve(
+    app,
+    limiter.controller,
+    () => limiter.close(),
+    attach ? (s) => limiter.attach(s) : undefined,
+  )
+  servers.push(server)
+  return { server, gate, limiter, routes: () => routes }
+}
+
 describe('@backpressure/express', () => {
   it('answers a thrown BackpressureError with 503 and Retry-After even without errorHandler', async () => {
     const app = express()
@@ -93,29 +126,15 @@ describe('@backpressure/express', () => {
 describe('@backpressure/express attach(server)', () => {
   /** Counts the requests that reach Express at all, with one route that holds the only slot. */
   async function countingApp(options: Parameters<typeof backpressure>[0], attach: boolean) {
-    const app = express()
     const seen = { count: 0 }
-    const limiter = backpressure({ maxConcurrency: 1, maxQueueDepth: 0, ...options })
-    app.use((_req, _res, next) => {
-      seen.count++
-      next()
-    })
-    app.use(limiter)
-    const gate = createGate()
-    app.get('/hold', async (_req, res) => {
-      await gate.promise
-      res.send('held')
-    })
-    app.get('/work', (_req, res) => {
-      res.send('work')
-    })
-    const server = await serve(
-      app,
-      limiter.controller,
-      () => limiter.close(),
-      attach ? (s) => limiter.attach(s) : undefined,
-    )
-    servers.push(server)
+    const place: Place = (app, limiter) => {
+      app.use((_req, _res, next) => {
+        seen.count++
+        next()
+      })
+      app.use(limiter)
+    }
+    const { server, gate } = await heldApp(place, options, attach)
     return { server, seen, gate }
   }
 
@@ -151,37 +170,12 @@ describe('@backpressure/express attach(server)', () => {
 
 describe("@backpressure/express as the app's first middleware", () => {
   /**
-   * An app with one route that holds the only slot, the limiter put where `place` puts it; the server
-   * made as `app.listen()` makes it, unless `attach` calls attach() too. Express marks everything it
-   * answers with X-Powered-By: a 503 without it was answered before Express.
+   * The app of heldApp(): its first request served, one held, `count` more turned away; their
+   * X-Powered-By headers. Express marks everything it answers with it: a 503 without it was answered
+   * before Express.
    */
-  async function app(
-    place: (app: express.Express, limiter: ReturnType<typeof backpressure>) => void,
-    options: Parameters<typeof backpressure>[0] = {},
-    attach = false,
-  ) {
-    const app = express()
-    const limiter = backpressure({ maxConcurrency: 1, maxQueueDepth: 0, ...options })
-    place(app, limiter)
-    const gate = createGate()
-    let routes = 0
-    app.get(['/hold', '/api/hold'], async (_req, res) => {
-      routes++
-      await gate.promise
-      res.send('held')
-    })
-    app.get(['/work', '/api/work'], (_req, res) => {
-      routes++
-      res.send('work')
-    })
-    const server = await serve(
-      app,
-      limiter.controller,
-      () => limiter.close(),
-      attach ? (s) => limiter.attach(s) : undefined,
-    )
-    servers.push(server)
-    /** The first request, served; one held; `count` more turned away: their X-Powered-By headers. */
+  async function app(place: Place, options: Parameters<typeof backpressure>[0] = {}, attach = false) {
+    const { server, gate, limiter, routes } = await heldApp(place, options, attach)
     const refusals = async (prefix: string, count: number) => {
       expect(await (await fetch(`${server.url}${prefix}/work`)).text()).toBe('work')
       const held = fetch(`${server.url}${prefix}/hold`)
@@ -199,7 +193,7 @@ describe("@backpressure/express as the app's first middleware", () => {
       expect(await (await fetch(`${server.url}${prefix}/work`)).text()).toBe('work')
       return poweredBy
     }
-    return { limiter, refusals, routes: () => routes }
+    return { limiter, refusals, routes }
   }
 
   it('moves admission in front of Express by itself after the first request: rejections skip Express', async () => {
@@ -221,22 +215,17 @@ describe("@backpressure/express as the app's first middleware", () => {
   it.each([
     [
       'behind another middleware',
-      (a: express.Express, l: ReturnType<typeof backpressure>) => {
+      (a: express.Express, l: Limiter) => {
         a.use((_req, _res, next) => next())
         a.use(l)
       },
       {},
       '',
     ],
-    [
-      'mounted at a path',
-      (a: express.Express, l: ReturnType<typeof backpressure>) => a.use('/api', l),
-      {},
-      '/api',
-    ],
+    ['mounted at a path', (a: express.Express, l: Limiter) => a.use('/api', l), {}, '/api'],
     [
       "with a priority function of Express's request",
-      (a: express.Express, l: ReturnType<typeof backpressure>) => a.use(l),
+      (a: express.Express, l: Limiter) => a.use(l),
       { priority: () => 1 },
       '',
     ],
