@@ -120,9 +120,9 @@ declare global {
  * The server, when this middleware is the first thing that runs for every request it receives: the
  * app's first middleware, at its root, and the app the server's only request listener. Attaching
  * admission in front of Express (see attach()) then decides exactly what the middleware would, and a
- * request turned away skips Express's request set-up and router: measured here, 116 µs of CPU per
- * rejection through Express against 31 µs attached, which at 5× overload of a CPU-bound route is the
- * difference between 20-48% and 77-89% of capacity served. Anything in front of it (another
+ * request turned away skips Express's request set-up and router: about four times less CPU per
+ * rejection (docs/benchmarks.md, rejection tier), which at 5× overload of a CPU-bound route took the
+ * default from 20-48% to 68-84% of capacity served (docs/adaptive-limit.md). Anything in front of it (another
  * middleware, a mount path, a second listener such as a WebSocket server's) keeps admission where the
  * app put it.
  */
