@@ -103,8 +103,9 @@ describe('fleet simulation', () => {
     // Fairness over eight seeds, since one run's index depends on a few probes. Each instance's
     // baseline is its own probes' medians, and the gradient turns baselines a few percent apart into
     // limits twice apart: probes that stopped early on chance clusters, took in the queueing of
-    // siblings that had finished first, or replaced the baseline on one noisy median made the worst
-    // of eight seeds 0.78-0.84 (N = 2 and 10); over 24 seeds 44 runs of 144 fell below 0.9.
+    // siblings that had finished first, replaced the baseline on one noisy median, or (the first,
+    // sized from a baseline the fleet's queue inflated) queued the pool themselves made the worst of
+    // eight seeds 0.78-0.84 (N = 2 and 10); over 24 seeds 44 runs of 144 fell below 0.9, none now.
     const jains = async (n: number, multiple: number) => {
       const out: number[] = []
       for (let seed = 1; seed <= 8; seed++) {
@@ -119,6 +120,7 @@ describe('fleet simulation', () => {
       return out
     }
     it.each([
+      [2, 2],
       [2, 10],
       [10, 2],
       [10, 10],
@@ -127,7 +129,7 @@ describe('fleet simulation', () => {
       async (n, multiple) => {
         const each = await jains(n, multiple)
         expect(Math.min(...each)).toBeGreaterThanOrEqual(0.9)
-        expect(each.reduce((a, b) => a + b, 0) / each.length).toBeGreaterThanOrEqual(0.94)
+        expect(each.reduce((a, b) => a + b, 0) / each.length).toBeGreaterThanOrEqual(0.95)
       },
       30_000,
     )
@@ -160,14 +162,5 @@ describe('fleet simulation', () => {
       },
       30_000,
     )
-    // Two instances at 2×: one seed of eight (and of 24) falls just short, on probe noise alone (two
-    // clean probes each, 9.3 and 10.6 ms medians for the same 10 ms queries).
-    it('instances share the pool fairly: N = 2 at 2×, mean Jain index over eight seeds ≥ 0.94', async () => {
-      const each = await jains(2, 2)
-      expect(each.reduce((a, b) => a + b, 0) / each.length).toBeGreaterThanOrEqual(0.94)
-    })
-    it.fails("Jain's index ≥ 0.9 in every run: N = 2 at 2× (measured 0.894 for one seed of eight)", async () => {
-      expect(Math.min(...(await jains(2, 2)))).toBeGreaterThanOrEqual(0.9)
-    })
   })
 })

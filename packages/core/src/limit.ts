@@ -185,6 +185,14 @@ const FIRST_INTERVAL_AGREEMENT = 0.1
 // pool each instance's probe then measured the others' queueing, and two instances' limits ratcheted
 // apart (simulated, N = 2 at 2x: Jain's fairness index 0.97 at 1/2, 0.57-0.60 at 3/5 to 3/4).
 const PROBE_SHARE = 0.5
+// The share for the first probe under overload: a quarter. Its estimate comes from a baseline measured
+// with whatever queue the load had built, and in a fleet that is the queue all the instances keep
+// (about 2.2 times the no-load time in the simulation), past what half corrects: each instance's first
+// probe then measured some of the others', and two instances' baselines came out 10% apart (simulated,
+// 24 runs each of N = 2, 10, 50 at 2x and 10x: Jain's index below 0.9 in 2 of 144 runs at half, worst
+// 0.894; none at a quarter, worst 0.907). A single server pays more for that one probe only when its
+// estimate is 6 slots or more; below that, minLimit (2) sizes both.
+const FIRST_PROBE_SHARE = 0.25
 // The grid a repeated probe falls on: long enough that a fleet's probes, begun together, have all
 // ended before it (simulated: a 100 ms grid split repeats over two points and left Jain's index at
 // 0.51 for 50 instances at 10×; 250 ms kept it at 0.86 or more).
@@ -211,12 +219,13 @@ type Phase = 'normal' | 'probe-drain' | 'probe-measure'
  * The baseline must never absorb queueing delay, or the limit ratchets up to its maximum. So it is
  * re-measured by a short probe: the limit drops to half the estimated no-queue concurrency
  * (L · minRTT / RTT, and under overload no more than recent completions per ms · minRTT; never below
- * minLimit unless the downstream takes fewer at once), in-flight work drains to it, and only requests that
+ * minLimit unless the downstream takes fewer at once; a quarter for the first probe under overload),
+ * in-flight work drains to it, and only requests that
  * started after that count. Below the downstream's capacity nothing queues, so the probe sees the true
  * service time. Requests arriving meanwhile wait in our queue (under overload CoDel sheds the ones
  * past its target, as it would anyway). The probe takes 20 samples, or 8 when they agree (a steady
  * downstream): a few service times, since every one taken at the lowered limit costs capacity. Why
- * half: see PROBE_SHARE. A probe that lowered
+ * half, and a quarter: see PROBE_SHARE and FIRST_PROBE_SHARE. A probe that lowered
  * the baseline a lot is repeated at once, one that raised it a lot within about a second; otherwise
  * the next comes ¾ of an interval to 1¾ later, at a multiple of the interval in Unix time. Instances that
  * share a downstream (a fleet in front of one database) so probe in step: each drains its own work
@@ -512,8 +521,9 @@ export class GradientLimit implements ConcurrencyLimit {
     // the latency estimate stands alone.
     const byRtt = (this.limit * this.minRtt) / this.lastRtt
     const noQueueConcurrency = this.saturated ? Math.min(byRtt, this.throughput * this.minRtt) : byRtt
+    const share = this.baselineProvisional && this.saturated ? FIRST_PROBE_SHARE : PROBE_SHARE
     this.probeLimit = clamp(
-      Math.floor(PROBE_SHARE * Math.min(this.limit, noQueueConcurrency)),
+      Math.floor(share * Math.min(this.limit, noQueueConcurrency)),
       this.minLimit,
       this.maxLimit,
     )

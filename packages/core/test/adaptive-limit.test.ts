@@ -603,6 +603,30 @@ describe('GradientLimit unit behaviour', () => {
     }
   }
 
+  it('under overload, sizes its first probe at a quarter of the estimate, later ones at half', () => {
+    // The first baseline under overload carries whatever queue there was (a fleet's, too); half of an
+    // estimate inflated more than twice still queued, and each instance measured the others.
+    const clock = new ManualClock(0)
+    const probes: number[] = []
+    const limit = new GradientLimit(
+      { initialLimit: 16, maxLimit: 16, probeIntervalMs: 2000 },
+      0,
+      seededRandom(6),
+      (previous, next) => {
+        if (next <= previous / 1.5) probes.push(next)
+      },
+    )
+    // One completion a ms at 10 ms: 10 in flight at once, and every arrival finds the limit taken.
+    while (clock.now() < 5000) {
+      clock.advance(1)
+      limit.onBlocked(clock.now(), limit.value)
+      limit.onSample(clock.now() - 10, 10, limit.value)
+    }
+    expect(probes.length).toBeGreaterThanOrEqual(2)
+    expect(probes[0]).toBe(2) // ¼ of 10
+    expect(probes[1]).toBe(5) // ½ of 10
+  })
+
   it('averages a probe within a quarter of the baseline with it, and takes one beyond that whole', () => {
     // Medians of varied service times differ by chance: a fleet's instances, each trusting its own
     // last one, settled at limits twice apart. A real change of the downstream is larger.
