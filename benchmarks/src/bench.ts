@@ -15,6 +15,8 @@
  *                         place of those rows only: the rest of the matrix is kept
  *   pnpm bench --only ceiling --merge
  *                         each framework behind a fixed gate (the best this machine allows), beside ours (ceiling.ts)
+ *   pnpm bench --only cpu-ceiling --merge
+ *                         the same for the CPU-bound route: each framework behind fixed-rate gates, beside ours
  *   pnpm bench --only rejection --merge
  *                         rejections per second and CPU per rejection of a server held at its limit
  *   pnpm bench --only streams --merge
@@ -44,7 +46,7 @@ import { type RetryStormResult, runRetryStorm } from './retry-storm.js'
 import { runShortRuns, type ShortRunsResults } from './short-runs.js'
 import { round } from './stats.js'
 import { runStreams, type StreamsResults } from './streams.js'
-import { FIXED_SYSTEMS, fixedOptions, SYSTEMS } from './systems.js'
+import { FIXED_SYSTEMS, fixedOptions, RATE_GATE_SHARES, SYSTEMS } from './systems.js'
 
 export interface StepRun {
   readonly system: string
@@ -146,6 +148,20 @@ export interface BenchResults {
     command?: string
     /** The mixed route (CPU and a pool query), measured the same way. */
     mixed?: { scenario: Scenario; phases: MacroPhase[]; calibration: string }
+  }
+  /** The CPU-bound route behind fixed-rate gates beside ours: the most each framework serves here. */
+  readonly cpuCeiling?: {
+    scenario: Scenario
+    durationMs: number
+    multiples: number[]
+    phases: MacroPhase[]
+    calibration: string
+    runs: number
+    startedAt: string
+    loadavgStart: number[]
+    loadavgEnd: number[]
+    revision: string
+    command: string
   }
   readonly steps?: StepRun[]
   /** When the steps were measured, if not in the run this file describes (a later `--only step --merge`). */
@@ -408,18 +424,19 @@ async function calibrateClosedLoop(
   }
 }
 
-if (only.has('cpu') && cpuMultiples.length > 0) {
+/** The CPU-bound route (1 ms of CPU, no database), C calibrated now. */
+async function cpuScenario(): Promise<Scenario> {
   const capacity = await calibrateClosedLoop({ poolSize: 0, queryMs: 0, cpuMs: 1 })
   // Clients already connected when the overload begins, as a busy server's are: opened during it,
   // most would wait in the kernel's accept queue and time out unread (see LoadOptions.preconnect).
-  const scenario: Scenario = {
-    poolSize: 0,
-    queryMs: 0,
-    cpuMs: 1,
-    deadlineMs: 1000,
-    capacity,
-    connectedClients: true,
-  }
+  return { poolSize: 0, queryMs: 0, cpuMs: 1, deadlineMs: 1000, capacity, connectedClients: true }
+}
+const CPU_CALIBRATION =
+  'C = closed-loop throughput of unprotected Express on this route, measured in this run'
+
+if (only.has('cpu') && cpuMultiples.length > 0) {
+  const scenario = await cpuScenario()
+  const capacity = scenario.capacity
   const systems = systemsFlag ?? CPU_SYSTEMS
   const startedAt = new Date().toISOString()
   const loadavgStart = loadavg().map((v) => round(v, 2))
@@ -461,7 +478,7 @@ if (only.has('cpu') && cpuMultiples.length > 0) {
     durationMs: phaseMs,
     multiples: cpuMultiples,
     phases,
-    calibration: 'C = closed-loop throughput of unprotected Express on this route, measured in this run',
+    calibration: CPU_CALIBRATION,
     runs,
     startedAt,
     loadavgStart,
@@ -471,8 +488,42 @@ if (only.has('cpu') && cpuMultiples.length > 0) {
     mixed: {
       scenario: mixedScenario,
       phases: mixed.phases,
-      calibration: 'C = closed-loop throughput of unprotected Express on this route, measured in this run',
+      calibration: CPU_CALIBRATION,
     },
+  }
+}
+
+if (only.has('cpu-ceiling') && !quick) {
+  // Each framework behind fixed-rate gates (systems.ts, rateGateFramework) beside ours on it, three
+  // runs interleaved: a gate's rate is known in advance, so the best gate whose p99 stays in bounds is
+  // the most any admission serves through that framework on this machine.
+  const scenario = await cpuScenario()
+  const systems =
+    systemsFlag ??
+    (['express', 'fastify', 'koa'] as const).flatMap((framework) => [
+      ...RATE_GATE_SHARES.map((share) => `${framework}-rate-gate-${share}`),
+      `ours-${framework}`,
+    ])
+  const loads = multiplesFlag ?? [2, 5]
+  const ceilingRuns = Math.max(3, runs)
+  const startedAt = new Date().toISOString()
+  const loadavgStart = loadavg().map((v) => round(v, 2))
+  log(
+    `CPU-bound ceiling: fixed-rate gates beside ours, C=${scenario.capacity}/s, ${systems.length} systems × ${loads.join(', ')}×, ${ceilingRuns} runs`,
+  )
+  const { phases } = await runMatrix(systems, loads, scenario, ceilingRuns)
+  results.cpuCeiling = {
+    scenario,
+    durationMs: phaseMs,
+    multiples: loads,
+    phases,
+    calibration: CPU_CALIBRATION,
+    runs: ceilingRuns,
+    startedAt,
+    loadavgStart,
+    loadavgEnd: loadavg().map((v) => round(v, 2)),
+    revision: results.revision ?? 'unknown',
+    command: results.command ?? '',
   }
 }
 

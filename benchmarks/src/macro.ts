@@ -89,6 +89,7 @@ export async function runPhase(options: PhaseOptions): Promise<PhaseResult> {
     queryMs: scenario.queryMs,
     cpuMs: scenario.cpuMs,
     deadlineMs: scenario.deadlineMs,
+    capacity: scenario.capacity,
     ...(options.step === undefined ? {} : { step: options.step }),
   }
   const server = await startServer(config)

@@ -6,6 +6,7 @@ import { CALL_CHAIN_HEADING, callChainSection, callChainTargets } from './call-c
 import { ceilingSection, gatesBeside } from './ceiling.js'
 import { loadChart, type Row, shedChart, stepChart } from './charts.js'
 import { CONSUMERS_HEADING, consumersSection, consumersSummary } from './consumers.js'
+import { cpuCeilingSection } from './cpu-ceiling.js'
 import {
   FLEET_HEADING,
   FLEET_SIM_HEADING,
@@ -476,6 +477,8 @@ export async function writeReport(results: BenchResults): Promise<string[]> {
         lines.push('')
       }
     }
+    const ceiling = cpuCeilingSection(results)
+    if (ceiling !== undefined) lines.push(ceiling)
   }
 
   const overhead = results.overhead

@@ -20,6 +20,8 @@ export interface ChildConfig {
   readonly cpuMs: number
   /** The client's deadline, to count work done for departed clients. */
   readonly deadlineMs: number
+  /** The scenario's C, req/s: the rate gates admit a share of it. */
+  readonly capacity?: number
   /** Capacity step: the pool becomes `size` at `atMs` after the load starts and recovers at `recoverAtMs`. */
   readonly step?: { readonly atMs: number; readonly size: number; readonly recoverAtMs: number }
   /**
@@ -86,6 +88,7 @@ const never = new Promise<void>(() => {})
 const ctx: SystemContext = {
   poolSize: config.poolSize,
   queryMs: config.queryMs,
+  capacity: config.capacity ?? 0,
   work: async (req) => {
     if (config.hold === true) return never
     routesNow++

@@ -22,6 +22,8 @@ export interface SystemContext {
   /** Pool size P and query time S, for the systems tuned to the pool. */
   readonly poolSize: number
   readonly queryMs: number
+  /** The scenario's C in requests a second, for the rate gates (0 when not given). */
+  readonly capacity: number
 }
 
 export interface BuiltSystem {
@@ -569,6 +571,39 @@ function gateFramework(server: http.Server, cap: number): BuiltSystem {
   return { server }
 }
 
+/**
+ * The CPU-bound counterpart of gateFramework: where the bottleneck is the event loop, an in-flight cap
+ * means nothing (a request's work is one synchronous run), so the gate admits a fixed rate instead,
+ * `share` of C, from a token bucket holding 30 ms of it (a loop turn under load reads that many
+ * arrivals at once), decided in the server's request listener with a prebuilt 503. The rate known in
+ * advance is what an adaptive controller has to find; a gate at the framework's own capacity here is
+ * the most any admission could serve through that framework.
+ */
+function rateGateFramework(server: http.Server, ratePerSecond: number): BuiltSystem {
+  if (!(ratePerSecond > 0)) throw new Error("a rate gate needs the scenario's capacity")
+  const inner = server.listeners('request') as http.RequestListener[]
+  for (const listener of inner) server.removeListener('request', listener)
+  const perMs = ratePerSecond / 1000
+  const burst = Math.max(1, perMs * 30)
+  let tokens = burst
+  let last = performance.now()
+  server.on('request', (req, res) => {
+    const now = performance.now()
+    tokens = Math.min(burst, tokens + (now - last) * perMs)
+    last = now
+    if (tokens < 1) {
+      res.writeHead(503, HEADERS_503).end(BODY_503)
+      return
+    }
+    tokens--
+    for (const listener of inner) listener(req, res)
+  })
+  return { server }
+}
+
+/** The rate gates' shares of C, in percent: below, near and at an Express server's capacity here. */
+export const RATE_GATE_SHARES = [80, 90, 100] as const
+
 /** Reference bounds, run by name only (`--systems raw-gate`): not in the overload matrix. */
 export const BOUND_SYSTEMS: readonly SystemInfo[] = [
   {
@@ -599,6 +634,29 @@ export const BOUND_SYSTEMS: readonly SystemInfo[] = [
     kind: 'naive',
     build: async (ctx) => gateFramework(await koaApp(ctx), ctx.poolSize + 2),
   },
+  ...RATE_GATE_SHARES.flatMap((share): SystemInfo[] => [
+    {
+      name: `express-rate-gate-${share}`,
+      label: `Express behind a fixed rate of ${share}% of C`,
+      framework: 'express',
+      kind: 'naive',
+      build: async (ctx) => rateGateFramework(await expressApp(ctx, undefined), (ctx.capacity * share) / 100),
+    },
+    {
+      name: `fastify-rate-gate-${share}`,
+      label: `Fastify behind a fixed rate of ${share}% of C`,
+      framework: 'fastify',
+      kind: 'naive',
+      build: async (ctx) => rateGateFramework((await fastifyApp(ctx)).server, (ctx.capacity * share) / 100),
+    },
+    {
+      name: `koa-rate-gate-${share}`,
+      label: `Koa behind a fixed rate of ${share}% of C`,
+      framework: 'koa',
+      kind: 'naive',
+      build: async (ctx) => rateGateFramework(await koaApp(ctx), (ctx.capacity * share) / 100),
+    },
+  ]),
 ]
 
 /**
