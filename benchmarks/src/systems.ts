@@ -601,8 +601,8 @@ function rateGateFramework(server: http.Server, ratePerSecond: number): BuiltSys
   return { server }
 }
 
-/** The rate gates' shares of C, in percent: below, near and at an Express server's capacity here. */
-export const RATE_GATE_SHARES = [80, 90, 100] as const
+/** The rate gates' shares of C, in percent: from below an Express server's capacity here to above C. */
+export const RATE_GATE_SHARES = [70, 80, 90, 100, 110] as const
 
 /** Reference bounds, run by name only (`--systems raw-gate`): not in the overload matrix. */
 export const BOUND_SYSTEMS: readonly SystemInfo[] = [
