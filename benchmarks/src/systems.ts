@@ -576,8 +576,7 @@ function gateFramework(server: http.Server, cap: number): BuiltSystem {
  * means nothing (a request's work is one synchronous run), so the gate admits a fixed rate instead,
  * `share` of C, from a token bucket holding 30 ms of it (a loop turn under load reads that many
  * arrivals at once), decided in the server's request listener with a prebuilt 503. The rate known in
- * advance is what an adaptive controller has to find; a gate at the framework's own capacity here is
- * the most any admission could serve through that framework.
+ * advance is what an adaptive controller has to find (cpu-ceiling.ts: what these gates showed).
  */
 function rateGateFramework(server: http.Server, ratePerSecond: number): BuiltSystem {
   if (!(ratePerSecond > 0)) throw new Error("a rate gate needs the scenario's capacity")

@@ -67,7 +67,7 @@ describe('the CPU-bound ceiling', () => {
     const section = cpuCeilingSection(results)!
     expect(section).toContain('| 80.0, 81.0, 82.0 | 81.0 | 30, 30, 30 |')
     expect(section).toContain(
-      'Express: ceiling 88.0% (Express behind a fixed rate of 90% of C), ours 86.0% (-2.0 points)',
+      'Express: best gate within it 88.0% (Express behind a fixed rate of 90% of C), ours 86.0% (-2.0 points)',
     )
     expect(section).toContain('Koa: no gate kept p99 ≤ 100 ms in its median run, ours 95.0%.')
     expect(cpuCeilingSection({} as BenchResults)).toBeUndefined()
