@@ -679,12 +679,14 @@ if (only.has('overhead')) {
 
 if (only.has('short')) {
   // A user's first minute: 8 s phases on fresh servers, ten of them at 2× and 5×, three below capacity.
-  const loads = quick
+  const defaults = quick
     ? [{ multiple: 2, runs: 2 }]
     : (multiplesFlag ?? [0.9, 1, 2, 5]).map((multiple) => ({ multiple, runs: multiple > 1 ? 10 : 3 }))
+  // `--runs N` (N > 1) sets every load's count.
+  const loads = runs > 1 ? defaults.map((l) => ({ ...l, runs })) : defaults
   log(`short runs: no options, ${loads.map((l) => `${l.runs} × ${l.multiple}×`).join(', ')}, 8 s each`)
   results.shortRuns = await runShortRuns({
-    loads: runs > 1 ? loads.map((l) => ({ ...l, runs })) : loads,
+    loads,
     durationMs: 8000,
     command: results.command,
     revision: results.revision ?? 'unknown',
