@@ -149,7 +149,7 @@ export interface BenchResults {
     /** The mixed route (CPU and a pool query), measured the same way. */
     mixed?: { scenario: Scenario; phases: MacroPhase[]; calibration: string }
   }
-  /** The CPU-bound route behind fixed-rate gates beside ours: the most each framework serves here. */
+  /** The CPU-bound route behind fixed-rate gates, beside ours (cpu-ceiling.ts: what they showed). */
   readonly cpuCeiling?: {
     scenario: Scenario
     durationMs: number
@@ -525,7 +525,7 @@ if (only.has('cpu-ceiling') && !quick) {
   const startedAt = new Date().toISOString()
   const loadavgStart = loadavg().map((v) => round(v, 2))
   log(
-    `CPU-bound ceiling: fixed-rate gates beside ours, C=${scenario.capacity}/s, ${systems.length} systems × ${loads.join(', ')}×, ${ceilingRuns} runs`,
+    `CPU-bound route behind fixed-rate gates, beside ours: C=${scenario.capacity}/s, ${systems.length} systems × ${loads.join(', ')}×, ${ceilingRuns} runs`,
   )
   const { phases } = await runMatrix(systems, loads, scenario, ceilingRuns)
   results.cpuCeiling = {
