@@ -10,7 +10,7 @@
  */
 import type { BenchResults, CompactPhase, MacroPhase } from './bench.js'
 import { mean, median } from './stats.js'
-import { systemByName } from './systems.js'
+import { labelOf as label } from './systems.js'
 
 /** The CPU-bound tier's latency target for accepted requests (issue #13). */
 export const CPU_P99_TARGET_MS = 100
@@ -74,14 +74,6 @@ export function bestGates(
       ...(ours === undefined ? {} : { ours }),
     }
   }).filter((b) => b.gate !== undefined || b.ours !== undefined)
-}
-
-const label = (name: string): string => {
-  try {
-    return systemByName(name).label
-  } catch {
-    return name
-  }
 }
 
 export function cpuCeilingSection(results: BenchResults): string | undefined {

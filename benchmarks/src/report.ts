@@ -18,7 +18,7 @@ import {
 import { shortRunsSection } from './short-runs.js'
 import { cov } from './stats.js'
 import { streamsSection } from './streams.js'
-import { SYSTEMS, systemByName } from './systems.js'
+import { labelOf as label, SYSTEMS, systemByName } from './systems.js'
 
 const DOCS = fileURLToPath(new URL('../../docs/', import.meta.url))
 const RESULTS = fileURLToPath(new URL('../results/', import.meta.url))
@@ -26,13 +26,6 @@ const RESULTS = fileURLToPath(new URL('../results/', import.meta.url))
 const fmt = (value: number | null | undefined, digits = 0): string =>
   value === null || value === undefined || Number.isNaN(value) ? '–' : value.toFixed(digits)
 const mb = (bytes: number): string => (Number.isNaN(bytes) ? '–' : `${Math.round(bytes / 2 ** 20)}`)
-const label = (name: string): string => {
-  try {
-    return systemByName(name).label
-  } catch {
-    return name
-  }
-}
 const kindOf = (name: string): string => {
   try {
     return systemByName(name).kind === 'ours' ? 'ours' : 'other'

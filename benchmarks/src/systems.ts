@@ -546,6 +546,13 @@ async function rawGate(ctx: SystemContext): Promise<BuiltSystem> {
   return { server }
 }
 
+/** The framework's request listeners, taken off the server for a gate to call after deciding. */
+function takeRequestListeners(server: http.Server): http.RequestListener[] {
+  const inner = server.listeners('request') as http.RequestListener[]
+  for (const listener of inner) server.removeListener('request', listener)
+  return inner
+}
+
 /**
  * The same gate in front of a framework: the framework's own listener serves what the gate admits, so
  * what this misses beside raw-gate is the framework's cost per served request, which no admission
@@ -553,8 +560,7 @@ async function rawGate(ctx: SystemContext): Promise<BuiltSystem> {
  * the framework sees the request (as `attach` does), released when the response closes.
  */
 function gateFramework(server: http.Server, cap: number): BuiltSystem {
-  const inner = server.listeners('request') as http.RequestListener[]
-  for (const listener of inner) server.removeListener('request', listener)
+  const inner = takeRequestListeners(server)
   let inFlight = 0
   const release = (): void => {
     inFlight--
@@ -580,8 +586,7 @@ function gateFramework(server: http.Server, cap: number): BuiltSystem {
  */
 function rateGateFramework(server: http.Server, ratePerSecond: number): BuiltSystem {
   if (!(ratePerSecond > 0)) throw new Error("a rate gate needs the scenario's capacity")
-  const inner = server.listeners('request') as http.RequestListener[]
-  for (const listener of inner) server.removeListener('request', listener)
+  const inner = takeRequestListeners(server)
   const perMs = ratePerSecond / 1000
   const burst = Math.max(1, perMs * 30)
   let tokens = burst
@@ -736,4 +741,13 @@ export function systemByName(name: string): SystemInfo {
     BOUND_SYSTEMS.find((s) => s.name === name)
   if (system === undefined) throw new Error(`unknown system ${name}`)
   return system
+}
+
+/** A system's label for reports; an unknown name (from an older results file) as it is. */
+export function labelOf(name: string): string {
+  try {
+    return systemByName(name).label
+  } catch {
+    return name
+  }
 }
