@@ -15,6 +15,9 @@
  *                         place of those rows only: the rest of the matrix is kept
  *   pnpm bench --only ceiling --merge
  *                         each framework behind a fixed gate (the best this machine allows), beside ours (ceiling.ts)
+ *   pnpm bench --only cpu --systems ours-koa,ours-express --multiples 2,5 --runs 3 --capacity 780,1250
+ *                         the CPU-bound tier with C as given (the CPU-bound route, the mixed route)
+ *                         rather than calibrated: A/B batches then offer the same loads
  *   pnpm bench --only cpu-ceiling --merge
  *                         the same for the CPU-bound route: each framework behind fixed-rate gates, beside ours
  *   pnpm bench --only rejection --merge
@@ -192,6 +195,18 @@ const multiplesFlag = flag('--multiples')?.map(Number)
 const runs = Number(flag('--runs')?.[0] ?? 1)
 if (multiplesFlag?.some((x) => !(x > 0)) || !Number.isInteger(runs) || runs < 1) {
   throw new Error('--multiples takes positive numbers (10 or 5,10) and --runs a whole number from 1')
+}
+// `--capacity 780,1250`: C of the CPU-bound route (and of the mixed route) as given, not calibrated.
+// Batches compared side by side then offer the same loads: calibrated afresh, the mixed route's C read
+// 1,012-1,282 req/s in batches within an hour, and every load and goodput of a batch scales with it.
+const capacityFlag = flag('--capacity')?.map(Number)
+if (
+  capacityFlag !== undefined &&
+  (capacityFlag.length < 1 || capacityFlag.length > 2 || capacityFlag.some((x) => !(x > 0)))
+) {
+  throw new Error(
+    '--capacity takes one or two positive numbers: C of the CPU-bound route[,C of the mixed route]',
+  )
 }
 const merge = mergesIntoExisting(args)
 
@@ -434,11 +449,23 @@ async function calibrateClosedLoop(
 }
 const CALIBRATION_SERVERS = 3
 const calibrationNote = (samples: readonly number[]): string =>
-  `C = closed-loop throughput of unprotected Express on this route, measured in this run: the median of ${samples.length} fresh servers (${samples.join(', ')} req/s)`
+  samples.length === 0
+    ? 'C given on the command line (--capacity), not measured in this run'
+    : `C = closed-loop throughput of unprotected Express on this route, measured in this run: the median of ${samples.length} fresh servers (${samples.join(', ')} req/s)`
+
+/** C of a route as `--capacity` gives it (at `index`), or calibrated now. */
+async function capacityOf(
+  index: number,
+  config: { poolSize: number; queryMs: number; cpuMs: number },
+  connections?: number,
+): Promise<{ capacity: number; samples: number[] }> {
+  const given = capacityFlag?.[index]
+  return given === undefined ? calibrateClosedLoop(config, connections) : { capacity: given, samples: [] }
+}
 
 /** The CPU-bound route (1 ms of CPU, no database), C calibrated now. */
 async function cpuScenario(): Promise<{ scenario: Scenario; samples: number[] }> {
-  const { capacity, samples } = await calibrateClosedLoop({ poolSize: 0, queryMs: 0, cpuMs: 1 })
+  const { capacity, samples } = await capacityOf(0, { poolSize: 0, queryMs: 0, cpuMs: 1 })
   // Clients already connected when the overload begins, as a busy server's are: opened during it,
   // most would wait in the kernel's accept queue and time out unread (see LoadOptions.preconnect).
   return {
@@ -454,11 +481,12 @@ if (only.has('cpu') && cpuMultiples.length > 0) {
   const startedAt = new Date().toISOString()
   const loadavgStart = loadavg().map((v) => round(v, 2))
   log(
-    `CPU-bound variant: 1 ms of CPU per request, C=${capacity}/s (unprotected Express, closed loop), ${systems.length} systems × ${cpuMultiples.join(', ')}×, ${runs} run(s)`,
+    `CPU-bound variant: 1 ms of CPU per request, C=${capacity}/s (${samples.length === 0 ? 'given' : 'unprotected Express, closed loop'}), ${systems.length} systems × ${cpuMultiples.join(', ')}×, ${runs} run(s)`,
   )
   const { phases } = await runMatrix(systems, cpuMultiples, scenario, runs)
   // Both bounds at once: half the CPU, and a pool that alone could serve about what the CPU can.
-  const { capacity: mixedCapacity, samples: mixedSamples } = await calibrateClosedLoop(
+  const { capacity: mixedCapacity, samples: mixedSamples } = await capacityOf(
+    1,
     { poolSize: 16, queryMs: 10, cpuMs: 0.5 },
     48,
   )
@@ -481,7 +509,7 @@ if (only.has('cpu') && cpuMultiples.length > 0) {
     ].includes(s),
   )
   log(
-    `mixed route: 0.5 ms of CPU then a query (pool 16 × 10 ms), C=${mixedCapacity}/s (unprotected Express, closed loop)`,
+    `mixed route: 0.5 ms of CPU then a query (pool 16 × 10 ms), C=${mixedCapacity}/s (${mixedSamples.length === 0 ? 'given' : 'unprotected Express, closed loop'})`,
   )
   const mixed = await runMatrix(
     mixedSystems,
