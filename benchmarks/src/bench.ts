@@ -453,6 +453,10 @@ const calibrationNote = (samples: readonly number[]): string =>
     ? 'C given on the command line (--capacity), not measured in this run'
     : `C = closed-loop throughput of unprotected Express on this route, measured in this run: the median of ${samples.length} fresh servers (${samples.join(', ')} req/s)`
 
+/** Where a C came from, for the log line (no samples: `--capacity` gave it). */
+const capacitySource = (samples: readonly number[]): string =>
+  samples.length === 0 ? 'given' : 'unprotected Express, closed loop'
+
 /** C of a route as `--capacity` gives it (at `index`), or calibrated now. */
 async function capacityOf(
   index: number,
@@ -463,7 +467,7 @@ async function capacityOf(
   return given === undefined ? calibrateClosedLoop(config, connections) : { capacity: given, samples: [] }
 }
 
-/** The CPU-bound route (1 ms of CPU, no database), C calibrated now. */
+/** The CPU-bound route (1 ms of CPU, no database), C calibrated now (or as `--capacity` gives it). */
 async function cpuScenario(): Promise<{ scenario: Scenario; samples: number[] }> {
   const { capacity, samples } = await capacityOf(0, { poolSize: 0, queryMs: 0, cpuMs: 1 })
   // Clients already connected when the overload begins, as a busy server's are: opened during it,
@@ -481,7 +485,7 @@ if (only.has('cpu') && cpuMultiples.length > 0) {
   const startedAt = new Date().toISOString()
   const loadavgStart = loadavg().map((v) => round(v, 2))
   log(
-    `CPU-bound variant: 1 ms of CPU per request, C=${capacity}/s (${samples.length === 0 ? 'given' : 'unprotected Express, closed loop'}), ${systems.length} systems × ${cpuMultiples.join(', ')}×, ${runs} run(s)`,
+    `CPU-bound variant: 1 ms of CPU per request, C=${capacity}/s (${capacitySource(samples)}), ${systems.length} systems × ${cpuMultiples.join(', ')}×, ${runs} run(s)`,
   )
   const { phases } = await runMatrix(systems, cpuMultiples, scenario, runs)
   // Both bounds at once: half the CPU, and a pool that alone could serve about what the CPU can.
@@ -509,7 +513,7 @@ if (only.has('cpu') && cpuMultiples.length > 0) {
     ].includes(s),
   )
   log(
-    `mixed route: 0.5 ms of CPU then a query (pool 16 × 10 ms), C=${mixedCapacity}/s (${mixedSamples.length === 0 ? 'given' : 'unprotected Express, closed loop'})`,
+    `mixed route: 0.5 ms of CPU then a query (pool 16 × 10 ms), C=${mixedCapacity}/s (${capacitySource(mixedSamples)})`,
   )
   const mixed = await runMatrix(
     mixedSystems,
