@@ -13,6 +13,7 @@ import {
   BackpressureController,
   type BackpressureOptions,
   ManualClock,
+  MemoryBaselineBoard,
   Permit,
   type Rejection,
   seededRandom,
@@ -57,6 +58,11 @@ export interface FleetRunOptions {
   readonly deadlineMs?: number
   readonly seed?: number
   readonly options?: BackpressureOptions
+  /**
+   * Give the instances' gradient limits one shared baseline (a `MemoryBaselineBoard` on the run's
+   * clock, as `RedisSharedBaseline` would be across processes), merged into `options.maxConcurrency`.
+   */
+  readonly sharedBaseline?: boolean
 }
 
 /** A binary min-heap of pool completions by due time (then by order queued). */
@@ -131,15 +137,21 @@ interface Bucket {
 
 export async function simulateFleet(
   phases: readonly FleetPhase[],
-  { serviceMs = 10, deadlineMs = 1000, seed = 7, options = {} }: FleetRunOptions = {},
+  { serviceMs = 10, deadlineMs = 1000, seed = 7, options = {}, sharedBaseline = false }: FleetRunOptions = {},
 ): Promise<FleetSecond[]> {
   const clock = new ManualClock(0)
   const jitter = seededRandom(seed)
   const baseConnections = phases[0]?.connections ?? 1
   const fleet: BackpressureController[] = []
+  const board = sharedBaseline ? new MemoryBaselineBoard({ clock }) : undefined
   let made = 0
   const makeController = () =>
-    new BackpressureController({ clock, random: seededRandom(seed * 1000 + made++), ...options })
+    new BackpressureController({
+      clock,
+      random: seededRandom(seed * 1000 + made++),
+      ...options,
+      ...(board === undefined ? {} : { maxConcurrency: withMember(options.maxConcurrency, board) }),
+    })
 
   let connections = baseConnections
   let busy = 0
@@ -284,6 +296,17 @@ export async function simulateFleet(
   }))
 }
 
+/** `maxConcurrency` (the gradient limit's options) with a member of `board` as its shared baseline. */
+function withMember(limit: BackpressureOptions['maxConcurrency'], board: MemoryBaselineBoard) {
+  if (
+    limit !== undefined &&
+    limit !== 'adaptive' &&
+    (typeof limit !== 'object' || limit.algorithm === 'aimd')
+  )
+    throw new Error('sharedBaseline: only the gradient limit takes a shared baseline')
+  return { ...(typeof limit === 'object' ? limit : {}), sharedBaseline: board.member() }
+}
+
 /** Jain's fairness index of `xs`: 1 when all equal, 1/n when one takes everything. */
 export function jain(xs: readonly number[]): number {
   const sum = xs.reduce((a, x) => a + x, 0)
@@ -374,6 +397,48 @@ function rounded(w: FleetWindow): FleetWindow {
   return Object.fromEntries(Object.entries(w).map(([k, v]) => [k, round3(v)])) as unknown as FleetWindow
 }
 
+function logRow(log: (line: string) => void, row: FleetSimRow): void {
+  const f = row.figures
+  log(
+    `  ${row.limit}, ${row.scenario}, N=${row.instances}, P=${row.connections}, ${row.multiple}×, ${row.window}: goodput ${(f.goodput * 100).toFixed(1)}%, Σlimits ${f.sumLimitsOverP}×P (max ${f.sumLimitsMax}), in flight ${f.inFlightOverP}×P, Jain ${f.jain}, pool queue mean ${f.poolQueueMean} max ${f.poolQueueMax}, pool wait max ${f.poolWaitMaxMs} ms`,
+  )
+}
+
+/** Five instances join a fleet of ten at 2× for `phaseS` seconds, then leave: one row per window. */
+async function churnRows(
+  push: (row: Omit<FleetSimRow, 'limit'>) => void,
+  run: FleetRunOptions,
+  phaseS: number,
+): Promise<void> {
+  const n = 10
+  const P = 4 * n
+  const churn = await simulateFleet(
+    [
+      { durationMs: phaseS * 1000, multiple: 2, connections: P, instances: n },
+      { durationMs: phaseS * 1000, multiple: 2, connections: P, instances: n + 5 },
+      { durationMs: phaseS * 1000, multiple: 2, connections: P, instances: n },
+    ],
+    run,
+  )
+  const churnWindows: [string, number, number, number][] = [
+    [`10 instances, s 3–${phaseS}`, 3, phaseS, n],
+    [`5 join, s ${phaseS}–${phaseS + 2}`, phaseS, phaseS + 2, n + 5],
+    [`15 instances, s ${phaseS + 2}–${2 * phaseS}`, phaseS + 2, 2 * phaseS, n + 5],
+    [`5 leave, s ${2 * phaseS}–${2 * phaseS + 2}`, 2 * phaseS, 2 * phaseS + 2, n],
+    [`10 instances, s ${2 * phaseS + 2}–${3 * phaseS}`, 2 * phaseS + 2, 3 * phaseS, n],
+  ]
+  for (const [window, from, to, instances] of churnWindows) {
+    push({
+      scenario: 'join / leave',
+      instances,
+      connections: P,
+      multiple: 2,
+      window,
+      figures: fleetWindow(churn, from, to),
+    })
+  }
+}
+
 /**
  * The tier: N = 2, 10, 50 in steady overload (2× and 10×), the pool halving and recovering under a
  * fleet of 10, and 5 instances joining a fleet of 10 and leaving again; for each limit.
@@ -392,15 +457,13 @@ export async function runFleetSim({
   const rows: FleetSimRow[] = []
   const steadyS = quick ? 6 : 10
   const phaseS = quick ? 5 : 8
+  const pusher = (limit: string) => (row: Omit<FleetSimRow, 'limit'>) => {
+    const full = { ...row, limit, figures: rounded(row.figures) }
+    rows.push(full)
+    logRow(log, full)
+  }
   for (const [limit, options] of Object.entries(FLEET_LIMITS)) {
-    const push = (row: Omit<FleetSimRow, 'limit'>) => {
-      const full = { ...row, limit, figures: rounded(row.figures) }
-      rows.push(full)
-      const f = full.figures
-      log(
-        `  ${limit}, ${row.scenario}, N=${row.instances}, P=${row.connections}, ${row.multiple}×, ${row.window}: goodput ${(f.goodput * 100).toFixed(1)}%, Σlimits ${f.sumLimitsOverP}×P (max ${f.sumLimitsMax}), in flight ${f.inFlightOverP}×P, Jain ${f.jain}, pool queue mean ${f.poolQueueMean} max ${f.poolQueueMax}, pool wait max ${f.poolWaitMaxMs} ms`,
-      )
-    }
+    const push = pusher(limit)
     for (const n of [2, 10, 50]) {
       for (const multiple of [2, 10]) {
         const P = 4 * n
@@ -445,32 +508,11 @@ export async function runFleetSim({
         figures: fleetWindow(step, from, to),
       })
     }
-    const churn = await simulateFleet(
-      [
-        { durationMs: phaseS * 1000, multiple: 2, connections: P, instances: n },
-        { durationMs: phaseS * 1000, multiple: 2, connections: P, instances: n + 5 },
-        { durationMs: phaseS * 1000, multiple: 2, connections: P, instances: n },
-      ],
-      { options },
-    )
-    const churnWindows: [string, number, number, number][] = [
-      [`10 instances, s 3–${phaseS}`, 3, phaseS, n],
-      [`5 join, s ${phaseS}–${phaseS + 2}`, phaseS, phaseS + 2, n + 5],
-      [`15 instances, s ${phaseS + 2}–${2 * phaseS}`, phaseS + 2, 2 * phaseS, n + 5],
-      [`5 leave, s ${2 * phaseS}–${2 * phaseS + 2}`, 2 * phaseS, 2 * phaseS + 2, n],
-      [`10 instances, s ${2 * phaseS + 2}–${3 * phaseS}`, 2 * phaseS + 2, 3 * phaseS, n],
-    ]
-    for (const [window, from, to, instances] of churnWindows) {
-      push({
-        scenario: 'join / leave',
-        instances,
-        connections: P,
-        multiple: 2,
-        window,
-        figures: fleetWindow(churn, from, to),
-      })
-    }
+    await churnRows(push, { options }, phaseS)
   }
+  // A joiner's first baseline, measured on the queue its siblings keep, lets it take the pool; with
+  // the fleet's baseline shared (opt-in: RedisSharedBaseline across processes) it starts from that.
+  await churnRows(pusher('default, shared baseline'), { sharedBaseline: true }, phaseS)
   // The default limit's fairness over many seeds: each run's index rests on a few probes' medians.
   const seedSweeps: FleetSeedSweep[] = []
   const seeds = quick ? 8 : 24

@@ -175,7 +175,12 @@ async function koa({ backpressure }, peers) {
 }
 
 /** Against the redis-server the harness started (REDIS_PORT); without one, only constructed. */
-async function redis({ RedisTokenBucketStore }, { TokenBucketLimiter }, { Redis }, format) {
+async function redis(
+  { RedisSharedBaseline, RedisTokenBucketStore },
+  { TokenBucketLimiter },
+  { Redis },
+  format,
+) {
   const port = process.env.REDIS_PORT
   const connection = new Redis({ host: '127.0.0.1', port: Number(port ?? 6379), lazyConnect: true })
   const store = new RedisTokenBucketStore({ client: connection, prefix: `smoke:${format}:` })
@@ -184,7 +189,12 @@ async function redis({ RedisTokenBucketStore }, { TokenBucketLimiter }, { Redis 
     const limiter = new TokenBucketLimiter({ capacity: 1, refillPerSecond: 0.001, store })
     const first = await limiter.take('k')
     const second = await limiter.take('k')
-    return { taken: [first.allowed, second.allowed] }
+    // The adaptive limit's fleet baseline, written and read back through its script.
+    const shared = new RedisSharedBaseline({ client: connection, key: `smoke:${format}:baseline` })
+    await shared.publish(12.5)
+    const baseline = await shared.refresh()
+    await shared.close()
+    return { taken: [first.allowed, second.allowed], baseline }
   } finally {
     await connection.quit()
   }

@@ -9,7 +9,7 @@ import { type BackpressureMiddleware, backpressure as expressBackpressure } from
 import fastifyBackpressure from '@backpressure/fastify'
 import { backpressure as koaBackpressure } from '@backpressure/koa'
 import { type BackpressureMetrics, registerBackpressureMetrics } from '@backpressure/prometheus'
-import { RedisTokenBucketStore } from '@backpressure/redis'
+import { RedisSharedBaseline, RedisTokenBucketStore } from '@backpressure/redis'
 import Fastify from 'fastify'
 import { Redis } from 'ioredis'
 import { Registry } from 'prom-client'
@@ -41,6 +41,13 @@ const metrics: BackpressureMetrics = registerBackpressureMetrics(controller, { r
 const store = new RedisTokenBucketStore({ client: new Redis({ lazyConnect: true }) })
 // @ts-expect-error the client must be an ioredis client
 new RedisTokenBucketStore({ client: 'redis://127.0.0.1' })
+const fleetBaseline = new RedisSharedBaseline({
+  client: new Redis({ lazyConnect: true }),
+  key: 'bp:baseline:db',
+})
+koaBackpressure({ maxConcurrency: { sharedBaseline: fleetBaseline } })
+// @ts-expect-error a shared baseline has current() and publish()
+koaBackpressure({ maxConcurrency: { sharedBaseline: 10 } })
 
 const worker = new BackpressureWorker('jobs', async (job) => job.id, {
   controller,

@@ -77,6 +77,11 @@ export { metricsJson, PROMETHEUS_CONTENT_TYPE, renderPrometheus } from './metric
 export type { ProcessSample, ProcessSampler } from './process-signals.js'
 export { defineSignalGetter, linkResponse, requestSignal } from './request-state.js'
 export type { RetryAfterContext, RetryAfterOption } from './retry-after.js'
+export {
+  MemoryBaselineBoard,
+  type MemoryBaselineBoardOptions,
+  type SharedBaseline,
+} from './shared-baseline.js'
 export { type BackpressureStats, CLIENT_CAUSED_REASONS } from './stats.js'
 export {
   MemoryTokenBucketStore,

@@ -1,6 +1,7 @@
 import { clamp } from './bounds.js'
 import type { RandomSource } from './clock.js'
 import { InvalidOptionError } from './errors.js'
+import type { SharedBaseline } from './shared-baseline.js'
 import { assertKnownKeys, integerOption, numberOption } from './validate.js'
 
 /**
@@ -42,6 +43,14 @@ export interface GradientLimitOptions {
    * docs/adaptive-limit.md). @default 10000
    */
   readonly probeIntervalMs?: number
+  /**
+   * The no-load time of a downstream shared by a fleet (`RedisSharedBaseline` from
+   * `@backpressure/redis`, or a `MemoryBaselineBoard` member in one process): every probe publishes
+   * this instance's baseline, and an instance with none of its own yet starts from the fleet's
+   * instead of measuring one on the queue its siblings keep. For instances joining a busy fleet; see
+   * docs/fleet.md. @default undefined (each instance measures its own)
+   */
+  readonly sharedBaseline?: SharedBaseline
 }
 
 /** Options of additive-increase / multiplicative-decrease on a latency target. */
@@ -71,6 +80,7 @@ const GRADIENT_OPTION_KEYS: readonly string[] = Object.keys({
   updateIntervalMs: true,
   percentile: true,
   probeIntervalMs: true,
+  sharedBaseline: true,
 } satisfies Record<keyof GradientLimitOptions, true>)
 const AIMD_OPTION_KEYS: readonly string[] = Object.keys({
   algorithm: true,
@@ -288,6 +298,7 @@ export class GradientLimit implements ConcurrencyLimit {
   private readonly updateIntervalMs: number
   private readonly percentile: number
   private readonly probeIntervalMs: number
+  private readonly sharedBaseline: SharedBaseline | undefined
 
   constructor(
     options: GradientLimitOptions,
@@ -309,6 +320,21 @@ export class GradientLimit implements ConcurrencyLimit {
       10_000,
       100,
     )
+    const shared = options.sharedBaseline
+    if (
+      shared !== undefined &&
+      (typeof shared !== 'object' ||
+        shared === null ||
+        typeof shared.current !== 'function' ||
+        typeof shared.publish !== 'function')
+    ) {
+      throw new InvalidOptionError(
+        'maxConcurrency.sharedBaseline',
+        'an object with current() and publish() (a SharedBaseline)',
+        shared,
+      )
+    }
+    this.sharedBaseline = shared
     this.samples = new IntervalSamples(256, random)
     this.nextUpdateAt = this.onGrid(now, this.updateIntervalMs)
     this.countingSince = now
@@ -444,6 +470,8 @@ export class GradientLimit implements ConcurrencyLimit {
   stop(): void {}
 
   private update(now: number): void {
+    if (this.minRtt === Number.POSITIVE_INFINITY && this.sharedBaseline !== undefined)
+      this.adoptSharedBaseline(now, this.sharedBaseline)
     if (
       this.minRtt === Number.POSITIVE_INFINITY &&
       this.stalledIntervals < MAX_STALLED_FIRST_INTERVALS &&
@@ -510,6 +538,26 @@ export class GradientLimit implements ConcurrencyLimit {
 
     if (now >= this.nextProbeAt) this.startProbe(now)
     if (this.value !== previous) this.onChange(previous, this.value)
+  }
+
+  /**
+   * A first baseline from the fleet's, when it knows one: this instance's first service times ran on
+   * the queue its siblings keep (24-25 ms for 10 ms queries, simulated), and judged against those it
+   * took the pool from them. Trusted as a probed baseline (no early probe: one off the fleet's
+   * schedule measures the same queue); the next probe is the fleet's next common one.
+   */
+  private adoptSharedBaseline(now: number, shared: SharedBaseline): void {
+    let fleetMs: number | undefined
+    try {
+      fleetMs = shared.current()
+    } catch {
+      return
+    }
+    if (typeof fleetMs !== 'number' || !Number.isFinite(fleetMs) || fleetMs <= 0) return
+    this.minRtt = Math.max(fleetMs, MIN_SERVICE_MS)
+    this.baselineProvisional = false
+    this.nextProbeAt = this.onGrid(now, this.probeIntervalMs)
+    this.repeatOf = 'none'
   }
 
   private startProbe(now: number): void {
@@ -583,6 +631,13 @@ export class GradientLimit implements ConcurrencyLimit {
     )
       this.minRtt = (this.minRtt + measured) / 2
     this.baselineProvisional = false
+    if (this.sharedBaseline !== undefined) {
+      try {
+        this.sharedBaseline.publish(this.minRtt)
+      } catch {
+        // A share that fails is the share's to report; the limit goes on with its own baseline.
+      }
+    }
     this.phase = 'normal'
     this.stuckAllowance = 0
     this.nextUpdateAt = this.onGrid(now, this.updateIntervalMs)

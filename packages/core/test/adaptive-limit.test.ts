@@ -6,6 +6,7 @@ import {
   ManualClock,
   Permit,
   Rejection,
+  type SharedBaseline,
   seededRandom,
 } from '../src/index.js'
 import { makeController } from './helpers.js'
@@ -662,6 +663,107 @@ describe('GradientLimit unit behaviour', () => {
     expect(loose.probing()).toBe(true)
     for (let i = 8; i < 20; i++) loose.sample(i % 2 === 0 ? 10 : 10.8)
     expect(loose.probing()).toBe(false)
+  })
+
+  describe('a shared baseline (a fleet sharing one downstream)', () => {
+    /** A share whose fleet value is `fleetMs`, recording what is published to it. */
+    function share(fleetMs: number | undefined) {
+      const published: number[] = []
+      const shared: SharedBaseline = { current: () => fleetMs, publish: (ms) => published.push(ms) }
+      return { shared, published }
+    }
+    /** A limit created at `createdAt`, probes every 2 s, fed one sample a ms at `rttMs`, every arrival blocked. */
+    function joiner(shared: SharedBaseline, createdAt: number, rttMs: number, untilMs: number) {
+      const clock = new ManualClock(createdAt)
+      const starts: number[] = []
+      const limit = new GradientLimit(
+        { initialLimit: 10, probeIntervalMs: 2000, sharedBaseline: shared },
+        createdAt,
+        seededRandom(3),
+        (previous, next) => {
+          if (next <= previous / 1.5) starts.push(clock.now())
+        },
+      )
+      const baselines: number[] = []
+      const limits: number[] = []
+      const serve = (until: number, rtt: number) => {
+        while (clock.now() < until) {
+          clock.advance(1)
+          limit.onBlocked(clock.now(), limit.value)
+          limit.onSample(clock.now() - rtt, rtt, limit.value)
+          baselines.push(limit.baselineMs)
+          limits.push(limit.value)
+        }
+      }
+      serve(untilMs, rttMs)
+      return { clock, limit, starts, baselines, limits, serve }
+    }
+
+    it("an instance joining a queued downstream starts from the fleet's baseline and probes with the fleet", () => {
+      // Siblings keep the shared pool queued: every query of the joiner takes 25 ms where the fleet's
+      // probes measured 10. Judged against its own first interval it grows; against 10 it shrinks.
+      const alone = joiner(share(undefined).shared, 2300, 25, 2900)
+      const joined = joiner(share(10).shared, 2300, 25, 2900)
+      expect(alone.baselines.at(-1)).toBe(25)
+      expect(joined.baselines.find(Number.isFinite)).toBe(10)
+      expect(joined.limits.at(-1)).toBeLessThan(alone.limits.at(-1)! / 2)
+      // Alone, it probes early (a second or less after it began) to check a baseline measured under
+      // load. Joined, its first probe is the fleet's next common one, at a multiple of the interval:
+      // one of its own would measure the siblings' queue again.
+      alone.serve(3100, 25)
+      expect(alone.starts[0]).toBe(3000)
+      joined.serve(4100, 25)
+      expect(joined.starts).toEqual([4000])
+      // ... and nothing re-measured the baseline before then (a probe of this queue reads 25 ms).
+      const firstChange = joined.baselines.findIndex((ms) => Number.isFinite(ms) && ms !== 10)
+      expect(2300 + firstChange + 1).toBeGreaterThan(4000)
+      // The next common probe however soon, not ¾ of an interval later (6000 here): skipping it left
+      // the joiners' load queueing the siblings' probes (simulated, five joining ten: Jain 0.60-0.86).
+      const late = joiner(share(10).shared, 2700, 25, 4100)
+      expect(late.starts).toEqual([4000])
+    })
+
+    it('publishes its baseline after each probe, and none before', () => {
+      const { shared, published } = share(undefined)
+      const { limit, serve } = joiner(shared, 0, 10, 400)
+      expect(published).toEqual([])
+      serve(6100, 10)
+      expect(published.length).toBeGreaterThanOrEqual(3)
+      for (const ms of published) expect(ms).toBe(10)
+      expect(limit.baselineMs).toBe(10)
+    })
+
+    it('measures its own baseline when the share knows none, answers nonsense or throws', () => {
+      for (const current of [
+        () => undefined,
+        () => Number.NaN,
+        () => 0,
+        () => -5,
+        () => '10' as unknown as number,
+        () => {
+          throw new Error('redis down')
+        },
+      ]) {
+        const shared: SharedBaseline = {
+          current,
+          publish: () => {
+            throw new Error('redis down')
+          },
+        }
+        const { baselines, limit, serve } = joiner(shared, 0, 12, 400)
+        expect(baselines.find(Number.isFinite)).toBe(12)
+        serve(3000, 12)
+        expect(limit.baselineMs).toBe(12)
+      }
+    })
+
+    it('is refused unless it has current() and publish()', () => {
+      for (const bad of [null, 10, 'redis', {}, { current: () => 10 }, { publish: () => {} }]) {
+        expect(() => makeController({ maxConcurrency: { sharedBaseline: bad as never } })).toThrow(
+          /`maxConcurrency.sharedBaseline`.*current\(\) and publish\(\)/,
+        )
+      }
+    })
   })
 
   it('validates its options', () => {

@@ -1,4 +1,5 @@
-export { TAKE_SCRIPT } from './script.js'
+export { RedisSharedBaseline, type RedisSharedBaselineOptions } from './baseline.js'
+export { BASELINE_SCRIPT, TAKE_SCRIPT } from './script.js'
 export {
   type RedisErrorPolicy,
   type RedisTimeSource,

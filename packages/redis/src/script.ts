@@ -73,3 +73,39 @@ end
 
 return { allowed, string.format('%.17g', tokens) }
 `
+
+/**
+ * The shared baseline's one script: writes this instance's baseline (unless ARGV[1] is empty: a read),
+ * drops every instance's baseline older than the ttl, and returns the fresh ones. Time is Redis's
+ * (`TIME`), so a fleet whose machines' clocks differ ages entries on one clock.
+ *
+ * KEYS[1]  the hash: { [instance id] = "<baseline ms>:<written at, Redis ms>" }
+ * ARGV[1]  this instance's id, or '' to only read
+ * ARGV[2]  its baseline in ms (a JavaScript number's shortest round-trip string)
+ * ARGV[3]  ttl in ms: how long a baseline counts, and how long the hash outlives its last write
+ *
+ * Returns the fresh baselines as strings, in no particular order.
+ */
+export const BASELINE_SCRIPT = `
+if redis.replicate_commands then redis.replicate_commands() end
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local ttl = tonumber(ARGV[3])
+if ARGV[1] ~= '' then
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. ':' .. now)
+  redis.call('PEXPIRE', KEYS[1], ttl)
+end
+local all = redis.call('HGETALL', KEYS[1])
+local fresh = {}
+for i = 1, #all, 2 do
+  local entry = all[i + 1]
+  local sep = string.find(entry, ':', 1, true)
+  local at = sep and tonumber(string.sub(entry, sep + 1))
+  if at == nil or now - at > ttl then
+    redis.call('HDEL', KEYS[1], all[i])
+  else
+    fresh[#fresh + 1] = string.sub(entry, 1, sep - 1)
+  end
+end
+return fresh
+`

@@ -6,6 +6,7 @@ import {
   type TokenBucketStore,
 } from '@backpressure/core'
 import type { Cluster, Redis } from 'ioredis'
+import { ioredisClient } from './client.js'
 import { TAKE_SCRIPT } from './script.js'
 
 /** What to answer when Redis cannot: fail the request, or let it through. */
@@ -112,14 +113,7 @@ export class RedisTokenBucketStore implements TokenBucketStore<Promise<TokenBuck
       throw new InvalidOptionError('options', 'an object', options)
     }
     assertKnownKeys('', options, OPTION_KEYS)
-    const client = options.client as unknown
-    if (
-      typeof client !== 'object' ||
-      client === null ||
-      typeof (client as Redis).defineCommand !== 'function'
-    ) {
-      throw new InvalidOptionError('client', 'an ioredis client (Redis or Cluster)', client)
-    }
+    const client = ioredisClient(options.client)
     const prefix = options.prefix ?? 'bp:tb:'
     if (typeof prefix !== 'string') throw new InvalidOptionError('prefix', 'a string', prefix)
     const ttl = options.ttl
@@ -142,7 +136,7 @@ export class RedisTokenBucketStore implements TokenBucketStore<Promise<TokenBuck
       throw new InvalidOptionError('reportError', 'a function', reportError)
     }
 
-    this.client = client as Redis | Cluster
+    this.client = client
     this.prefix = prefix
     this.ttl = ttl
     this.time = time

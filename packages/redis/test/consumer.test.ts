@@ -27,6 +27,9 @@ describe('built package consumers', () => {
       // Key with the default prefix, capacity, tokens per ms, cost, '' = Redis's clock, no minimum TTL.
       sent: [['backpressureTokenBucketTake', 1, 'bp:tb:k', 5, 0.001, 1, '', '0']],
       script: true,
+      // The fleet's baseline: the median of the two the fake Redis holds, read through the built script.
+      baseline: 12,
+      baselineScript: true,
     })
   })
 })

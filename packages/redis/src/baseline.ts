@@ -1,0 +1,170 @@
+import { randomUUID } from 'node:crypto'
+import { assertKnownKeys, InvalidOptionError, type SharedBaseline } from '@backpressure/core'
+import type { Cluster, Redis } from 'ioredis'
+import { ioredisClient } from './client.js'
+import { BASELINE_SCRIPT } from './script.js'
+
+export interface RedisSharedBaselineOptions {
+  /**
+   * The ioredis client (a `Redis` or a `Cluster`: the fleet's baselines are one key) the share sends
+   * its script through. Never connected, quit or configured here; configure it to fail fast.
+   */
+  readonly client: Redis | Cluster
+  /**
+   * The hash holding the fleet's baselines, one field per instance: one key per downstream the fleet
+   * shares (two databases of different speeds must not share a baseline).
+   * @default 'bp:baseline'
+   */
+  readonly key?: string
+  /** How long an instance's baseline counts after it published it, in ms (Redis's clock): about three probe intervals. @default 30000 */
+  readonly ttl?: number
+  /** How old the fleet's value read last may be before `current()` reads it again (in the background), in ms. @default 5000 */
+  readonly refreshInterval?: number
+  /** Called with every Redis failure; the limit then goes on with its own baseline. */
+  readonly reportError?: (error: unknown) => void
+}
+
+/** Every key of RedisSharedBaselineOptions (the compiler keeps the two in step): any other is refused. */
+const OPTION_KEYS: readonly string[] = Object.keys({
+  client: true,
+  key: true,
+  ttl: true,
+  refreshInterval: true,
+  reportError: true,
+} satisfies Record<keyof RedisSharedBaselineOptions, true>)
+
+const COMMAND = 'backpressureSharedBaseline'
+const MAX_MS = 1e12
+
+type BaselineCommand = (key: string, id: string, ms: string, ttl: number) => Promise<string[]>
+
+/**
+ * The adaptive limit's no-load baseline shared by the instances of a fleet through Redis, so that an
+ * instance joining a busy fleet starts from the fleet's baseline instead of measuring the queue its
+ * siblings keep (docs/fleet.md). Pass one per instance as `maxConcurrency: { sharedBaseline }`.
+ *
+ * Each instance writes its baseline after every probe into one hash field of its own, stamped with
+ * Redis's time; the fleet's value is the median of the fields younger than `ttl`. `current()` never
+ * waits: it answers from the last read (made when the share is created, and again in the background
+ * once it is older than `refreshInterval`), and nothing while Redis has not answered or is down.
+ *
+ * @example
+ * const redis = new Redis(process.env.REDIS_URL, { enableOfflineQueue: false, maxRetriesPerRequest: 1 })
+ * app.use(backpressure({ maxConcurrency: { sharedBaseline: new RedisSharedBaseline({ client: redis, key: 'bp:baseline:orders-db' }) } }))
+ */
+export class RedisSharedBaseline implements SharedBaseline {
+  readonly client: Redis | Cluster
+  readonly key: string
+  readonly ttl: number
+  readonly refreshInterval: number
+  /** This instance's field in the hash. */
+  readonly id = randomUUID()
+  private readonly reportError: ((error: unknown) => void) | undefined
+  private readonly command: BaselineCommand
+  private fleetMs: number | undefined
+  /** performance.now() when the read that gave `fleetMs` was sent. */
+  private readAt = Number.NEGATIVE_INFINITY
+  /** The background read `current()` started, while under way: one at a time. */
+  private reading: Promise<number | undefined> | undefined
+
+  constructor(options: RedisSharedBaselineOptions) {
+    if (typeof options !== 'object' || options === null || Array.isArray(options)) {
+      throw new InvalidOptionError('options', 'an object', options)
+    }
+    assertKnownKeys('', options, OPTION_KEYS)
+    const client = ioredisClient(options.client)
+    const key = options.key ?? 'bp:baseline'
+    if (typeof key !== 'string' || key === '') throw new InvalidOptionError('key', 'a non-empty string', key)
+    this.ttl = msOption('ttl', options.ttl, 30_000)
+    this.refreshInterval = msOption('refreshInterval', options.refreshInterval, 5_000)
+    const reportError = options.reportError
+    if (reportError !== undefined && typeof reportError !== 'function') {
+      throw new InvalidOptionError('reportError', 'a function', reportError)
+    }
+    this.client = client
+    this.key = key
+    this.reportError = reportError
+    this.client.defineCommand(COMMAND, { numberOfKeys: 1, lua: BASELINE_SCRIPT })
+    const command = (this.client as unknown as Record<string, BaselineCommand>)[COMMAND]!
+    this.command = command.bind(this.client)
+    // Read now: a limit asks once, at its first update about 100 ms from now.
+    void this.refresh()
+  }
+
+  /** The fleet's baseline in ms as last read, or undefined; reads again in the background when old. */
+  current(): number | undefined {
+    const age = performance.now() - this.readAt
+    if (age >= this.refreshInterval && this.reading === undefined) {
+      this.reading = this.refresh().finally(() => {
+        this.reading = undefined
+      })
+    }
+    return age < this.ttl ? this.fleetMs : undefined
+  }
+
+  /**
+   * Writes this instance's baseline (the limit calls it after each probe and does not wait). Resolves
+   * to the fleet's baseline after the write, or undefined; never rejects.
+   */
+  publish(baselineMs: number): Promise<number | undefined> {
+    if (!Number.isFinite(baselineMs) || baselineMs <= 0) return Promise.resolve(this.fleetMs)
+    return this.run(String(baselineMs))
+  }
+
+  /** Reads the fleet's baseline now; resolves to it, or undefined. Never rejects. */
+  refresh(): Promise<number | undefined> {
+    return this.run('')
+  }
+
+  /** Removes this instance's baseline (when it shuts down), so the fleet stops counting it at once. */
+  async close(): Promise<void> {
+    try {
+      await this.client.hdel(this.key, this.id)
+    } catch (error) {
+      this.report(error)
+    }
+  }
+
+  private run(ms: string): Promise<number | undefined> {
+    const startedAt = performance.now()
+    return this.command(this.key, ms === '' ? '' : this.id, ms, this.ttl).then(
+      (fresh) => {
+        const fleetMs = median(fresh.map(Number).filter((v) => Number.isFinite(v) && v > 0))
+        // Replies on two connections (a Cluster's) may arrive out of order: keep the newest read.
+        if (startedAt >= this.readAt) {
+          this.fleetMs = fleetMs
+          this.readAt = startedAt
+        }
+        return fleetMs
+      },
+      (error: unknown) => {
+        this.report(error)
+        return undefined
+      },
+    )
+  }
+
+  private report(error: unknown): void {
+    if (this.reportError === undefined) return
+    try {
+      this.reportError(error)
+    } catch {
+      // A reporter that throws must not turn a Redis outage into an unhandled rejection.
+    }
+  }
+}
+
+function msOption(name: string, value: unknown, fallback: number): number {
+  if (value === undefined) return fallback
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > MAX_MS) {
+    throw new InvalidOptionError(name, `an integer from 1 to ${MAX_MS} (ms)`, value)
+  }
+  return value
+}
+
+function median(values: number[]): number | undefined {
+  if (values.length === 0) return undefined
+  values.sort((a, b) => a - b)
+  const mid = values.length >> 1
+  return values.length % 2 === 1 ? values[mid] : (values[mid - 1]! + values[mid]!) / 2
+}
