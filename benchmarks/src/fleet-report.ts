@@ -14,7 +14,7 @@ export function fleetSimSection(sim: FleetSimResults): string {
   out.push(`## ${FLEET_SIM_HEADING}`)
   out.push('')
   out.push(
-    `N instances, each with its own controller, behind a round-robin balancer, in front of one shared simulated pool of P = 4N connections (${sim.serviceMs} ms per query, ±20%; queries wait for a connection in FIFO), on a manual clock: deterministic, no real time. Goodput is 2xx within ${sim.deadlineMs} ms as a share of the pool's capacity in force; Σ limits is the mean of the instances' limits summed, over P; Jain's index is over the instances' goodput (1 = equal shares); the pool's queue is how many queries wait for a connection. Targets: Σ limits near P, goodput ≥ 99%, Jain ≥ 0.9, joining or leaving does not queue the pool. "aimd 15 ms" is AIMD on a 15 ms latency target, for reference. Measured ${sim.startedAt.slice(0, 10)} in ${sim.durationS} s${sim.revision === undefined ? '' : `, code at ${sim.revision}`}.`,
+    `N instances, each with its own controller, behind a round-robin balancer, in front of one shared simulated pool of P = 4N connections (${sim.serviceMs} ms per query, ±20%; queries wait for a connection in FIFO), on a manual clock: deterministic, no real time. Goodput is 2xx within ${sim.deadlineMs} ms as a share of the pool's capacity in force; Σ limits is the mean of the instances' limits summed, over P; Jain's index is over the instances' goodput (1 = equal shares); the pool's queue is how many queries wait for a connection. Targets: Σ limits near P, goodput ≥ 99%, Jain ≥ 0.9, joining or leaving does not queue the pool. "aimd 15 ms" is AIMD on a 15 ms latency target, for reference; "default, shared baseline" is the default limit with the fleet's baseline shared (\`maxConcurrency: { sharedBaseline }\`, opt-in: RedisSharedBaseline across processes). Measured ${sim.startedAt.slice(0, 10)} in ${sim.durationS} s${sim.revision === undefined ? '' : `, code at ${sim.revision}`}.`,
   )
   out.push('')
   out.push(
@@ -40,6 +40,24 @@ export function fleetSimSection(sim: FleetSimResults): string {
       const mean = w.jains.reduce((a, j) => a + j, 0) / w.jains.length
       out.push(
         `| ${w.limit} | ${w.instances} | ${w.multiple}× | ${w.jains.length} | ${Math.min(...w.jains).toFixed(3)} | ${mean.toFixed(3)} | ${w.jains.filter((j) => j < 0.9).length} |`,
+      )
+    }
+    out.push('')
+  }
+  const joins = sim.joinSweeps ?? []
+  if (joins.length > 0) {
+    out.push(
+      `Five instances joining a fleet of ten (P = 40) at 8 s and leaving at 16 s, over as many runs: per run, the lowest Jain's index among the windows ${joins[0]!.windows.map(([a, b]) => `${a}–${b}`).join(', ')} s, and the highest Σ limits / P and pool wait among them.`,
+    )
+    out.push('')
+    out.push(
+      '| limit | load | runs | lowest Jain: worst | mean | runs below 0.9 | Σ limits / P, highest | pool wait, longest |',
+    )
+    out.push('|---|---:|---:|---:|---:|---:|---:|---:|')
+    for (const j of joins) {
+      const mean = j.worstJains.reduce((a, v) => a + v, 0) / j.worstJains.length
+      out.push(
+        `| ${j.limit} | ${j.multiple}× | ${j.worstJains.length} | ${Math.min(...j.worstJains).toFixed(3)} | ${mean.toFixed(3)} | ${j.worstJains.filter((v) => v < 0.9).length} | ${Math.max(...j.maxSumLimitsOverP).toFixed(2)} | ${Math.max(...j.maxPoolWaitMs).toFixed(0)} ms |`,
       )
     }
     out.push('')

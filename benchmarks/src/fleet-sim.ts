@@ -371,12 +371,28 @@ export interface FleetSeedSweep {
   readonly jains: readonly number[]
 }
 
+/**
+ * Five instances join a fleet of ten at 8 s and leave at 16 s (24 s in all): per seed, the lowest Jain's
+ * index over the windows after the join (8–10, 11–16) and after the leave (16–18, 18–24), and the
+ * highest Σ limits / P and pool wait among them.
+ */
+export interface FleetJoinSweep {
+  readonly limit: string
+  readonly multiple: number
+  readonly windows: readonly (readonly [number, number])[]
+  readonly worstJains: readonly number[]
+  readonly maxSumLimitsOverP: readonly number[]
+  readonly maxPoolWaitMs: readonly number[]
+}
+
 export interface FleetSimResults {
   readonly serviceMs: number
   readonly deadlineMs: number
   readonly limits: Record<string, BackpressureOptions>
   readonly rows: FleetSimRow[]
   readonly seedSweeps?: readonly FleetSeedSweep[]
+  /** Five instances joining ten and leaving again, over many seeds, with and without a shared baseline. */
+  readonly joinSweeps?: readonly FleetJoinSweep[]
   readonly startedAt: string
   readonly durationS: number
   readonly revision?: string
@@ -537,12 +553,48 @@ export async function runFleetSim({
       `  default, steady, N=${instances}, ${multiple}×, seeds 1–${seeds}: Jain worst ${Math.min(...jains)}, mean ${round3(jains.reduce((a, j) => a + j, 0) / jains.length)}, below 0.9 in ${jains.filter((j) => j < 0.9).length}`,
     )
   }
+  const joinSweeps: FleetJoinSweep[] = []
+  const windows = [
+    [8, 10],
+    [11, 16],
+    [16, 18],
+    [18, 24],
+  ] as const
+  for (const [limit, sharedBaseline] of [
+    ['default', false],
+    ['default, shared baseline', true],
+  ] as const) {
+    for (const multiple of [2, 10]) {
+      const worstJains: number[] = []
+      const maxSumLimitsOverP: number[] = []
+      const maxPoolWaitMs: number[] = []
+      for (let seed = 1; seed <= seeds; seed++) {
+        const seconds = await simulateFleet(
+          [
+            { durationMs: 8000, multiple, connections: 40, instances: 10 },
+            { durationMs: 8000, multiple, connections: 40, instances: 15 },
+            { durationMs: 8000, multiple, connections: 40, instances: 10 },
+          ],
+          { seed, sharedBaseline },
+        )
+        const each = windows.map(([from, to]) => fleetWindow(seconds, from, to))
+        worstJains.push(round3(Math.min(...each.map((w) => w.jain))))
+        maxSumLimitsOverP.push(round3(Math.max(...each.map((w) => w.sumLimitsOverP))))
+        maxPoolWaitMs.push(round3(Math.max(...each.map((w) => w.poolWaitMaxMs))))
+      }
+      joinSweeps.push({ limit, multiple, windows, worstJains, maxSumLimitsOverP, maxPoolWaitMs })
+      log(
+        `  ${limit}, five join ten and leave, ${multiple}×, seeds 1–${seeds}: worst window's Jain worst ${Math.min(...worstJains)}, mean ${round3(worstJains.reduce((a, j) => a + j, 0) / worstJains.length)}, below 0.9 in ${worstJains.filter((j) => j < 0.9).length}; Σ limits up to ${Math.max(...maxSumLimitsOverP)}×P; pool waits up to ${Math.max(...maxPoolWaitMs)} ms`,
+      )
+    }
+  }
   return {
     serviceMs: 10,
     deadlineMs: 1000,
     limits: FLEET_LIMITS,
     rows,
     seedSweeps,
+    joinSweeps,
     startedAt,
     durationS: Math.round((performance.now() - began) / 100) / 10,
     ...(revision === undefined ? {} : { revision }),
