@@ -18,7 +18,7 @@ export interface RedisSharedBaselineOptions {
   readonly key?: string
   /** How long an instance's baseline counts after it published it, in ms (Redis's clock): about three probe intervals. @default 30000 */
   readonly ttl?: number
-  /** How old the fleet's value read last may be before `current()` reads it again (in the background), in ms. @default 5000 */
+  /** How often the fleet's baseline is read, in the background, in ms. @default 5000 */
   readonly refreshInterval?: number
   /** Called with every Redis failure; the limit then goes on with its own baseline. */
   readonly reportError?: (error: unknown) => void
@@ -45,8 +45,8 @@ type BaselineCommand = (key: string, id: string, ms: string, ttl: number) => Pro
  *
  * Each instance writes its baseline after every probe into one hash field of its own, stamped with
  * Redis's time; the fleet's value is the median of the fields younger than `ttl`. `current()` never
- * waits: it answers from the last read (made when the share is created, and again in the background
- * once it is older than `refreshInterval`), and nothing while Redis has not answered or is down.
+ * waits: it answers from the last read (made when the share is created, then every `refreshInterval`
+ * on an unref'd timer until `close()`), and nothing while Redis has not answered or is down.
  *
  * @example
  * const redis = new Redis(process.env.REDIS_URL, { enableOfflineQueue: false, maxRetriesPerRequest: 1 })
@@ -64,8 +64,9 @@ export class RedisSharedBaseline implements SharedBaseline {
   private fleetMs: number | undefined
   /** performance.now() when the read that gave `fleetMs` was sent. */
   private readAt = Number.NEGATIVE_INFINITY
-  /** The background read `current()` started, while under way: one at a time. */
+  /** The background read, while under way: one at a time. */
   private reading: Promise<number | undefined> | undefined
+  private readonly timer: NodeJS.Timeout
 
   constructor(options: RedisSharedBaselineOptions) {
     if (typeof options !== 'object' || options === null || Array.isArray(options)) {
@@ -87,19 +88,21 @@ export class RedisSharedBaseline implements SharedBaseline {
     this.client.defineCommand(COMMAND, { numberOfKeys: 1, lua: BASELINE_SCRIPT })
     const command = (this.client as unknown as Record<string, BaselineCommand>)[COMMAND]!
     this.command = command.bind(this.client)
-    // Read now: a limit asks once, at its first update about 100 ms from now.
+    // Read now, and every refreshInterval: a limit asks once, at its first update, which comes when
+    // its first requests do (about 100 ms from now, or whenever a balancer first sends it traffic),
+    // and must be answered at once with what the fleet knows then. Unref'd: it never keeps a process up.
     void this.refresh()
-  }
-
-  /** The fleet's baseline in ms as last read, or undefined; reads again in the background when old. */
-  current(): number | undefined {
-    const age = performance.now() - this.readAt
-    if (age >= this.refreshInterval && this.reading === undefined) {
-      this.reading = this.refresh().finally(() => {
+    this.timer = setInterval(() => {
+      this.reading ??= this.refresh().finally(() => {
         this.reading = undefined
       })
-    }
-    return age < this.ttl ? this.fleetMs : undefined
+    }, this.refreshInterval)
+    this.timer.unref()
+  }
+
+  /** The fleet's baseline in ms as last read, or undefined. Never waits. */
+  current(): number | undefined {
+    return performance.now() - this.readAt < this.ttl ? this.fleetMs : undefined
   }
 
   /**
@@ -116,8 +119,9 @@ export class RedisSharedBaseline implements SharedBaseline {
     return this.run('')
   }
 
-  /** Removes this instance's baseline (when it shuts down), so the fleet stops counting it at once. */
+  /** Stops reading, and removes this instance's baseline (when it shuts down) so the fleet stops counting it at once. */
   async close(): Promise<void> {
+    clearInterval(this.timer)
     try {
       await this.client.hdel(this.key, this.id)
     } catch (error) {

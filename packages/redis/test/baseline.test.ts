@@ -80,18 +80,25 @@ describe.skipIf(!redisAvailable)(
       expect(await connect().exists(key)).toBe(0)
     })
 
-    it('current() answers at once from its last read, and reads again in the background once that is old', async () => {
+    it('current() answers at once from its last read, and the share reads again every refreshInterval', async () => {
       const key = `bl${keys++}`
       const writer = new RedisSharedBaseline({ client: connect(), key })
-      await writer.publish(10)
+      // Created long before its limit first asks (an instance the balancer has not sent traffic yet).
       const share = new RedisSharedBaseline({ client: connect(), key, refreshInterval: 50 })
-      expect(await share.refresh()).toBe(10)
-      await writer.publish(30) // the writer's one field: the fleet's baseline is now 30
+      expect(await share.refresh()).toBeUndefined()
+      await writer.publish(10)
+      expect(share.current()).toBeUndefined() // what it read last, at once
+      for (let i = 0; i < 100 && share.current() === undefined; i++) await sleep(20)
       expect(share.current()).toBe(10)
-      await sleep(60)
-      expect(share.current()).toBe(10) // old: this call starts a read, and answers what it has
-      for (let i = 0; i < 100 && share.current() !== 30; i++) await sleep(20)
+      await writer.publish(30) // the writer's one field: the fleet's baseline is now 30
+      for (let i = 0; i < 100 && share.current() === 10; i++) await sleep(20)
       expect(share.current()).toBe(30)
+      // Closed, it reads no more.
+      await share.close()
+      await writer.publish(40)
+      await sleep(150)
+      expect(share.current()).toBe(30)
+      await writer.close()
     })
 
     it("close() removes this instance's baseline", async () => {
