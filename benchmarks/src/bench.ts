@@ -22,6 +22,9 @@
  *                         the same for the CPU-bound route: each framework behind fixed-rate gates, beside ours
  *   pnpm bench --only rejection --merge
  *                         rejections per second and CPU per rejection of a server held at its limit
+ *   pnpm bench --only fleet-join --merge
+ *                         two instances joining four in front of one database process (real HAProxy,
+ *                         real Redis), each measuring its own baseline or sharing the fleet's
  *   pnpm bench --only streams --merge
  *                         1 GiB through controller.writable() and controller.map() into a slow sink,
  *                         3 runs: RSS start/peak/end and throughput
@@ -37,6 +40,7 @@ import { type CallChainResult, runCallChain } from './call-chain.js'
 import { type CeilingResults, describeCeilingRuns, runCeiling } from './ceiling.js'
 import { type ConsumersResults, runConsumers } from './consumers.js'
 import { type FleetResults, runFleet } from './fleet.js'
+import { type FleetJoinResults, runFleetJoin } from './fleet-join.js'
 import { type FleetSimResults, runFleetSim } from './fleet-sim.js'
 import { ioScenario, type PhaseResult, runPhase, type Scenario, stepSummary } from './macro.js'
 import { mergesIntoExisting, mergeTiers, TIERS } from './merge.js'
@@ -178,6 +182,7 @@ export interface BenchResults {
   readonly ceiling?: CeilingResults
   readonly streams?: StreamsResults
   readonly fleetSim?: FleetSimResults
+  readonly fleetJoin?: FleetJoinResults
   readonly fleet?: FleetResults
   readonly callChain?: CallChainResult & { startedAt: string; loadavgStart: number[]; loadavgEnd: number[] }
   readonly consumers?: ConsumersResults
@@ -779,6 +784,19 @@ if (only.has('fleet')) {
   results.fleet = await runFleet({
     runs: quick ? 1 : 3,
     durationMs: quick ? 5000 : 8000,
+    command: results.command,
+    log,
+  })
+}
+
+if (only.has('fleet-join')) {
+  log(
+    'fleet-join tier: two instances join four in front of one database process, behind a real HAProxy, with and without a shared baseline',
+  )
+  results.fleetJoin = await runFleetJoin({
+    runs: flag('--runs') === undefined ? (quick ? 1 : 3) : runs,
+    durationS: quick ? 18 : 24,
+    joinAtS: quick ? 9 : 12,
     command: results.command,
     log,
   })

@@ -3,6 +3,7 @@
  * three real instances behind a real HAProxy.
  */
 import type { FleetResults } from './fleet.js'
+import type { FleetJoinResults } from './fleet-join.js'
 import type { FleetSimResults } from './fleet-sim.js'
 
 export const FLEET_SIM_HEADING = 'Fleet simulation: per-instance limits sharing one pool'
@@ -131,4 +132,42 @@ export function fleetTarget(fleet: FleetResults | undefined): {
     ours: cell('default'),
     tuned: cell('fixed'),
   }
+}
+
+export const FLEET_JOIN_HEADING = 'Fleet joining: real instances sharing one database'
+
+export function fleetJoinSection(join: FleetJoinResults): string {
+  const out: string[] = []
+  out.push(`## ${FLEET_JOIN_HEADING}`)
+  out.push('')
+  out.push(
+    `${join.instances} real instances (Express, each its own process, \`backpressure()\` with no options, or with \`maxConcurrency: { sharedBaseline }\` through a real Redis) in front of one database process (a pool of ${join.poolSize} connections × ${join.queryMs} ms: ${join.capacity} req/s, queries waiting for a connection in FIFO; each instance one TCP connection to it), behind a real HAProxy (round-robin); open-loop load through HAProxy, ${join.deadlineMs} ms client deadline, ${join.durationS} s per run. At ${join.joinAtS} s HAProxy enables ${join.joiners} more instances, started with the others but sent nothing until then (cold limits). Jain's index is over what each instance served in the window (1 = equal shares); goodput is 2xx within the deadline over the database's capacity; Σ limits is the instances' limits summed, over the pool; pool wait is how long queries waited for a connection. Runs interleaved, every run listed. Measured ${join.startedAt.slice(0, 16).replace('T', ' ')} UTC, load average ${join.loadavgStart.join(' / ')} at the start and ${join.loadavgEnd.join(' / ')} at the end: \`${join.command}\`.`,
+  )
+  out.push('')
+  out.push(
+    "| baselines | load | window | Jain (each run) | goodput % (each run) | Σ limits / P (each run) | pool wait mean / max, ms (each run) | instances' baselines at the window's end, lowest–highest ms (each run) |",
+  )
+  out.push('|---|---:|---|---|---|---|---|---|')
+  const multiples = [...new Set(join.runs.map((r) => r.multiple))]
+  const variants = [...new Set(join.runs.map((r) => r.variant))]
+  for (const multiple of multiples)
+    for (const variant of variants) {
+      const runs = join.runs.filter((r) => r.multiple === multiple && r.variant === variant)
+      for (const [i, w] of (runs[0]?.windows ?? []).entries()) {
+        const each = runs.map((r) => r.windows[i]!)
+        out.push(
+          `| ${variant} | ${multiple}× | ${w.name}, s ${w.from}–${w.to} | ${each.map((e) => e.jain.toFixed(3)).join(', ')} | ${each.map((e) => e.goodputPct).join(', ')} | ${each.map((e) => e.sumLimitsOverP.toFixed(2)).join(', ')} | ${each.map((e) => `${e.poolWaitMeanMs} / ${e.poolWaitMaxMs}`).join(', ')} | ${each.map(baselineRange).join(', ')} |`,
+        )
+      }
+    }
+  out.push('')
+  return out.join('\n')
+}
+
+function baselineRange(w: { baselinesMs: readonly (number | null)[] }): string {
+  const known = w.baselinesMs.filter((b): b is number => b !== null)
+  if (known.length === 0) return '–'
+  const low = Math.min(...known)
+  const high = Math.max(...known)
+  return low === high ? `${low}` : `${low}–${high}`
 }

@@ -7,16 +7,13 @@
  * summed capacity, and the slow instance's share of the traffic (requests that reached it, retries
  * included) and of the answers served.
  */
-import { type ChildProcess, execFileSync, fork } from 'node:child_process'
+import { execFileSync } from 'node:child_process'
 import { loadavg } from 'node:os'
-import { fileURLToPath } from 'node:url'
 import { globalSection, type Haproxy, startHaproxy } from '../../packages/conformance/src/haproxy.js'
+import { startChild } from './child.js'
 import type { FleetInstanceConfig, FleetInstanceMessage, FleetLimit } from './fleet-instance.js'
 import { runLoad } from './load.js'
 import { round } from './stats.js'
-
-const CHILD = fileURLToPath(new URL('./fleet-instance.ts', import.meta.url))
-const BENCH_DIR = fileURLToPath(new URL('..', import.meta.url))
 
 export const FLEET_VARIANTS = [
   'round-robin',
@@ -75,44 +72,11 @@ interface Instance {
 }
 
 async function startInstance(config: FleetInstanceConfig): Promise<Instance> {
-  const child: ChildProcess = fork(CHILD, [JSON.stringify(config)], {
-    cwd: BENCH_DIR,
-    execArgv: ['--import', 'tsx'],
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    env: { ...process.env, NODE_ENV: 'production' },
-  })
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
-  const ready = await new Promise<{ port: number; agentPort: number }>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('fleet instance did not start within 20 s')), 20_000)
-    child.once('exit', (code) => {
-      clearTimeout(timer)
-      reject(new Error(`fleet instance exited with ${code}`))
-    })
-    child.on('message', (message: FleetInstanceMessage) => {
-      if (message.type !== 'ready') return
-      clearTimeout(timer)
-      resolve(message)
-    })
-  })
-  return {
-    ...ready,
-    report: () =>
-      new Promise((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error('no report from fleet instance')), 10_000)
-        const onMessage = (message: FleetInstanceMessage) => {
-          if (message.type !== 'report') return
-          clearTimeout(timer)
-          child.off('message', onMessage)
-          resolve(message)
-        }
-        child.on('message', onMessage)
-        child.send({ type: 'report' })
-      }),
-    async kill() {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
-      await exited
-    },
-  }
+  const child = await startChild<
+    Extract<FleetInstanceMessage, { type: 'ready' }>,
+    Extract<FleetInstanceMessage, { type: 'report' }>
+  >('./fleet-instance.ts', config, 'fleet instance')
+  return { port: child.ready.port, agentPort: child.ready.agentPort, report: child.report, kill: child.kill }
 }
 
 /** The backend section of each variant: what docs/fleet.md recommends, a piece at a time. */

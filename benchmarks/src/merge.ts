@@ -29,6 +29,7 @@ export const TIERS = [
   'streams',
   'fleet-sim',
   'fleet',
+  'fleet-join',
   'chain',
   'consumers',
 ] as const
@@ -50,6 +51,7 @@ const TIER_KEYS: Record<Tier, keyof BenchResults> = {
   streams: 'streams',
   'fleet-sim': 'fleetSim',
   fleet: 'fleet',
+  'fleet-join': 'fleetJoin',
   chain: 'callChain',
   consumers: 'consumers',
 }

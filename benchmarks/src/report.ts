@@ -10,6 +10,7 @@ import { cpuCeilingSection } from './cpu-ceiling.js'
 import {
   FLEET_HEADING,
   FLEET_SIM_HEADING,
+  fleetJoinSection,
   fleetSection,
   fleetSimSection,
   fleetSimTarget,
@@ -537,6 +538,7 @@ export async function writeReport(results: BenchResults): Promise<string[]> {
   if (results.streams !== undefined) lines.push(...streamsSection(results.streams, HEADINGS.streams))
   if (results.fleetSim !== undefined) lines.push(fleetSimSection(results.fleetSim))
   if (results.fleet !== undefined) lines.push(fleetSection(results.fleet))
+  if (results.fleetJoin !== undefined) lines.push(fleetJoinSection(results.fleetJoin))
   if (results.callChain !== undefined) lines.push(callChainSection(results.callChain))
   if (results.consumers !== undefined) lines.push(consumersSection(results.consumers))
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { fleetSimSection, fleetSimTarget } from '../src/fleet-report.js'
+import { fleetJoinSection, fleetSimSection, fleetSimTarget } from '../src/fleet-report.js'
 import type { FleetSimResults } from '../src/fleet-sim.js'
 
 // The report's fleet-simulation section, on made-up results: what each table says of its runs.
@@ -51,5 +51,63 @@ describe('fleet simulation report', () => {
       passes: [true, false, true],
       ours: '1 of 3 runs below 0.9 (worst 0.850); N = 10 at 2×, 3 runs each',
     })
+  })
+})
+
+describe('fleet join report', () => {
+  it('lists every run of each window, with the instances’ baselines as a range', () => {
+    const window = (jain: number, baselinesMs: (number | null)[]) => ({
+      name: '6 instances',
+      from: 15,
+      to: 24,
+      instances: 6,
+      jain,
+      goodputPct: 96.5,
+      sumLimitsOverP: 2.35,
+      poolWaitMeanMs: 32.4,
+      poolWaitMaxMs: 61.7,
+      servedPerS: [100, 100, 100, 100, 100, 100],
+      baselinesMs,
+    })
+    const run = (
+      variant: 'own baselines' | 'shared baseline',
+      r: number,
+      jain: number,
+      b: (number | null)[],
+    ) => ({
+      variant,
+      multiple: 2,
+      run: r,
+      achievedRate: 1280,
+      p99Ms: 120,
+      shed: 10_000,
+      timeouts: 0,
+      windows: [window(jain, b)],
+    })
+    const section = fleetJoinSection({
+      poolSize: 16,
+      queryMs: 25,
+      capacity: 640,
+      instances: 4,
+      joiners: 2,
+      joinAtS: 12,
+      durationS: 24,
+      deadlineMs: 1000,
+      startedAt: '2026-12-02T13:40:00.000Z',
+      command: 'pnpm bench --only fleet-join',
+      loadavgStart: [1],
+      loadavgEnd: [2],
+      runs: [
+        run('own baselines', 1, 0.633, [26.8, 59.3, null]),
+        run('shared baseline', 1, 0.992, [28, 28]),
+        run('own baselines', 2, 0.7, [null]),
+      ],
+    })
+    expect(section).toContain(
+      '| own baselines | 2× | 6 instances, s 15–24 | 0.633, 0.700 | 96.5, 96.5 | 2.35, 2.35 | 32.4 / 61.7, 32.4 / 61.7 | 26.8–59.3, – |',
+    )
+    expect(section).toContain(
+      '| shared baseline | 2× | 6 instances, s 15–24 | 0.992 | 96.5 | 2.35 | 32.4 / 61.7 | 28 |',
+    )
   })
 })
