@@ -188,8 +188,8 @@ describe('fleet simulation', () => {
     // fleet's next common probe at once, at a quarter of the slots in use below capacity, which met
     // this in every seed (Jain 0.93-0.98, Σ 2.3 P) but cost a single server 7-25 rejections at 0.9×
     // C in 8 of 18 short runs on real servers (1 of 9 before, a stall): a server below capacity
-    // cannot tell its own load from siblings' queue, and a probe that small sheds there.
-    // docs/fleet.md.
+    // cannot tell its own load from siblings' queue, and a probe that small sheds there. A shared
+    // baseline (above) closes it without that cost; each instance on its own cannot. docs/fleet.md.
     it.fails.each([2, 10])(
       'instances joining a busy fleet share the pool from its next common probe on: five join ten at %i×',
       async (multiple) => {
