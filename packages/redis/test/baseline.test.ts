@@ -1,43 +1,19 @@
-import { createServer, type IncomingMessage, type Server } from 'node:http'
+import { createServer, type IncomingMessage } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { type Decision, HttpBackpressure, PASS, type SharedBaseline } from '@backpressure/core'
-import { Cluster, Redis, type RedisOptions } from 'ioredis'
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { Cluster } from 'ioredis'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { RedisSharedBaseline } from '../src/index.js'
+import { useRedisWithServers } from './harness.js'
 import { type RedisCluster, startRedisCluster } from './redis-cluster.js'
-import { freePort, type RedisServer, redisAvailable, SKIP_MESSAGE, startRedis } from './redis-server.js'
+import { freePort, redisAvailable, SKIP_MESSAGE } from './redis-server.js'
 
 describe.skipIf(!redisAvailable)(
   `RedisSharedBaseline against a real Redis${redisAvailable ? '' : ` (${SKIP_MESSAGE})`}`,
   () => {
-    let redis: RedisServer
-    const clients: Redis[] = []
-    const servers: Server[] = []
-    const layers: HttpBackpressure<IncomingMessage>[] = []
+    const { servers, layers, connect } = useRedisWithServers()
     let keys = 0
-
-    beforeAll(async () => {
-      redis = await startRedis()
-    })
-    afterEach(async () => {
-      for (const server of servers.splice(0)) {
-        server.closeAllConnections()
-        await new Promise((resolve) => server.close(resolve))
-      }
-      for (const layer of layers.splice(0)) await layer.close()
-    })
-    afterAll(async () => {
-      for (const client of clients) client.disconnect()
-      await redis?.stop()
-    })
-
-    function connect(options: RedisOptions = {}): Redis {
-      const client = new Redis({ host: '127.0.0.1', port: redis.port, ...options })
-      client.on('error', () => {})
-      clients.push(client)
-      return client
-    }
 
     it("answers the median of the fleet's fresh baselines, one per instance", async () => {
       const key = `bl${keys++}`

@@ -1,42 +1,18 @@
-import { createServer, type IncomingMessage, type Server } from 'node:http'
+import { createServer, type IncomingMessage } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { type Decision, HttpBackpressure, PASS } from '@backpressure/core'
-import { Redis, type RedisOptions } from 'ioredis'
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import type { RedisOptions } from 'ioredis'
+import { describe, expect, it } from 'vitest'
 import { RedisTokenBucketStore, type RedisTokenBucketStoreOptions } from '../src/index.js'
-import { freePort, type RedisServer, redisAvailable, SKIP_MESSAGE, startRedis } from './redis-server.js'
+import { useRedisWithServers } from './harness.js'
+import { freePort, redisAvailable, SKIP_MESSAGE } from './redis-server.js'
 
 /** Through core's HTTP layer on bare node:http servers: two "instances" limited by one Redis. */
 describe.skipIf(!redisAvailable)(
   `rate limiting over HTTP with the Redis store${redisAvailable ? '' : ` (${SKIP_MESSAGE})`}`,
   () => {
-    let redis: RedisServer
-    const clients: Redis[] = []
-    const servers: Server[] = []
-    const layers: HttpBackpressure<IncomingMessage>[] = []
+    const { servers, layers, connect } = useRedisWithServers()
     let prefixes = 0
-
-    beforeAll(async () => {
-      redis = await startRedis()
-    })
-    afterEach(async () => {
-      for (const server of servers.splice(0)) {
-        server.closeAllConnections()
-        await new Promise((resolve) => server.close(resolve))
-      }
-      for (const layer of layers.splice(0)) await layer.close()
-    })
-    afterAll(async () => {
-      for (const client of clients) client.disconnect()
-      await redis?.stop()
-    })
-
-    function connect(options: RedisOptions = {}): Redis {
-      const client = new Redis({ host: '127.0.0.1', port: redis.port, ...options })
-      client.on('error', () => {})
-      clients.push(client)
-      return client
-    }
 
     /** One server instance: its own HTTP layer, its own Redis connection, the given store options. */
     async function instance(store: RedisTokenBucketStoreOptions, capacity = 2, refillPerSecond = 0.5) {
