@@ -797,6 +797,7 @@ if (only.has('fleet-join')) {
     runs: flag('--runs') === undefined ? (quick ? 1 : 3) : runs,
     durationS: quick ? 18 : 24,
     joinAtS: quick ? 9 : 12,
+    ...(multiplesFlag === undefined ? {} : { multiples: multiplesFlag }),
     command: results.command,
     log,
   })
