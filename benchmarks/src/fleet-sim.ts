@@ -27,6 +27,8 @@ export interface FleetPhase {
   readonly connections: number
   /** Instances in the fleet during this phase (joiners are new controllers; leavers the last ones). */
   readonly instances: number
+  /** Query time during this phase (the database slowing down or speeding up), ms. @default the run's serviceMs */
+  readonly queryMs?: number
 }
 
 export interface FleetSecond {
@@ -125,6 +127,7 @@ class CompletionHeap {
 interface Bucket {
   instances: number
   connections: number
+  queryMs: number
   served: number
   inTime: number
   rejected: number
@@ -154,6 +157,7 @@ export async function simulateFleet(
     })
 
   let connections = baseConnections
+  let queryMs = serviceMs
   let busy = 0
   const completions = new CompletionHeap()
   // The pool's FIFO of queries waiting for a connection: [queuedAt, run] pairs, read from a head index.
@@ -167,6 +171,7 @@ export async function simulateFleet(
       buckets.push({
         instances: fleet.length,
         connections,
+        queryMs,
         served: 0,
         inTime: 0,
         rejected: 0,
@@ -187,7 +192,7 @@ export async function simulateFleet(
       const b = bucket(now)
       if (now - query.queuedAt > b.poolWaitMax) b.poolWaitMax = now - query.queuedAt
       busy++
-      completions.push(now + serviceMs * (0.8 + jitter() * 0.4), query.done)
+      completions.push(now + queryMs * (0.8 + jitter() * 0.4), query.done)
     }
     if (waitHead > 4096 && waitHead * 2 > waiting.length) {
       waiting.splice(0, waitHead)
@@ -243,6 +248,7 @@ export async function simulateFleet(
   const leaving: BackpressureController[] = []
   for (const phase of phases) {
     connections = phase.connections
+    queryMs = phase.queryMs ?? serviceMs
     while (fleet.length < phase.instances) fleet.push(makeController())
     while (fleet.length > phase.instances) {
       const gone = fleet.pop()!
@@ -282,7 +288,7 @@ export async function simulateFleet(
     second,
     instances: b.instances,
     connections: b.connections,
-    capacity: (b.connections * 1000) / serviceMs,
+    capacity: (b.connections * 1000) / b.queryMs,
     servedInTime: b.inTime,
     served: b.served,
     rejected: b.rejected,

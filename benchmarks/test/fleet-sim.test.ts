@@ -170,26 +170,38 @@ describe('fleet simulation', () => {
       },
       30_000,
     )
-    // A fleet started together has nobody's baseline to share until the first probes; from then on
-    // a probe that reads far above the fleet's (it measured siblings' load) takes the fleet's.
-    it.each([
-      [2, 2],
-      [10, 10],
-    ])(
-      "with a shared baseline a fleet started together shares fairly too: N = %i at %i×, Jain's index ≥ 0.9 in each of eight seeds",
-      async (n, multiple) => {
-        for (let seed = 1; seed <= 8; seed++) {
-          const seconds = await simulateFleet(
-            [{ durationMs: 12_000, multiple, connections: 4 * n, instances: n }],
-            { seed, sharedBaseline: true },
-          )
-          const w = fleetWindow(seconds, 3, 12)
-          expect(w.jain, `seed ${seed}`).toBeGreaterThanOrEqual(0.9)
-          expect(w.goodput, `seed ${seed}`).toBeGreaterThanOrEqual(0.99)
-        }
-      },
-      30_000,
-    )
+    it('a shared baseline changes nothing for a fleet started together', async () => {
+      const own = await steady(10, 2, {})
+      const shared = fleetWindow(
+        await simulateFleet([{ durationMs: 8000, multiple: 2, connections: 40, instances: 10 }], {
+          sharedBaseline: true,
+        }),
+        3,
+        8,
+      )
+      expect(shared).toEqual(own)
+    })
+
+    // A downstream that really slows is measured by every instance's own probe, shared or not. Tried
+    // and reverted: a probe reading over a quarter above the fleet's baseline taking the fleet's (to
+    // correct one instance whose probes read its siblings' load). On a real slowdown half the fleet
+    // then kept the old baseline for a round and the two halves' limits stayed apart: Jain 0.47-0.59
+    // over the ten seconds after, against 0.91-0.98 with each probe's own reading.
+    it('with a shared baseline, the fleet follows its database slowing down (10 → 20 ms queries) and stays fair', async () => {
+      for (let seed = 1; seed <= 4; seed++) {
+        const seconds = await simulateFleet(
+          [
+            { durationMs: 12_000, multiple: 2, connections: 40, instances: 10 },
+            { durationMs: 20_000, multiple: 2, connections: 40, instances: 10, queryMs: 20 },
+          ],
+          { seed, sharedBaseline: true },
+        )
+        const w = fleetWindow(seconds, 22, 32)
+        expect(w.jain, `seed ${seed}`).toBeGreaterThanOrEqual(0.9)
+        expect(w.goodput, `seed ${seed}`).toBeGreaterThanOrEqual(0.98)
+        expect(w.sumLimitsOverP, `seed ${seed}`).toBeLessThan(2.5)
+      }
+    }, 30_000)
 
     // Not yet with each instance on its own baseline: instances joining a busy fleet take their first
     // baselines from the queue the siblings keep (24-25 ms for 10 ms queries), and take the pool (at 2×: Jain's index 0.66, Σ limits 7.1 P,

@@ -470,7 +470,8 @@ export class GradientLimit implements ConcurrencyLimit {
   stop(): void {}
 
   private update(now: number): void {
-    if (this.minRtt === Number.POSITIVE_INFINITY) this.adoptSharedBaseline(now)
+    if (this.minRtt === Number.POSITIVE_INFINITY && this.sharedBaseline !== undefined)
+      this.adoptSharedBaseline(now, this.sharedBaseline)
     if (
       this.minRtt === Number.POSITIVE_INFINITY &&
       this.stalledIntervals < MAX_STALLED_FIRST_INTERVALS &&
@@ -545,26 +546,18 @@ export class GradientLimit implements ConcurrencyLimit {
    * took the pool from them. Trusted as a probed baseline (no early probe: one off the fleet's
    * schedule measures the same queue); the next probe is the fleet's next common one.
    */
-  private adoptSharedBaseline(now: number): void {
-    const fleetMs = this.fleetBaselineMs()
-    if (fleetMs === undefined) return
-    this.minRtt = fleetMs
+  private adoptSharedBaseline(now: number, shared: SharedBaseline): void {
+    let fleetMs: number | undefined
+    try {
+      fleetMs = shared.current()
+    } catch {
+      return
+    }
+    if (typeof fleetMs !== 'number' || !Number.isFinite(fleetMs) || fleetMs <= 0) return
+    this.minRtt = Math.max(fleetMs, MIN_SERVICE_MS)
     this.baselineProvisional = false
     this.nextProbeAt = this.onGrid(now, this.probeIntervalMs)
     this.repeatOf = 'none'
-  }
-
-  /** The shared baseline's answer, when there is a share and it gives a usable one. */
-  private fleetBaselineMs(): number | undefined {
-    if (this.sharedBaseline === undefined) return undefined
-    let fleetMs: number | undefined
-    try {
-      fleetMs = this.sharedBaseline.current()
-    } catch {
-      return undefined
-    }
-    if (typeof fleetMs !== 'number' || !Number.isFinite(fleetMs) || fleetMs <= 0) return undefined
-    return Math.max(fleetMs, MIN_SERVICE_MS)
   }
 
   private startProbe(now: number): void {
@@ -639,16 +632,8 @@ export class GradientLimit implements ConcurrencyLimit {
       this.minRtt = (this.minRtt + measured) / 2
     this.baselineProvisional = false
     if (this.sharedBaseline !== undefined) {
-      // Above the fleet's by more than a quarter: this probe measured its siblings' load (its drain,
-      // long behind a higher limit, ended after theirs and they had restored theirs), not the
-      // downstream. Kept, such a baseline holds the limit high, the next drain is as long, and the
-      // next probe reads the same: on real processes, one of four instances sat at 43-56 ms for 25 ms
-      // queries through every probe of a run. The raw measurement is published all the same, so a
-      // downstream that really slowed moves the fleet's median, and every instance, a round later.
-      const fleetMs = this.fleetBaselineMs()
-      if (fleetMs !== undefined && this.minRtt > fleetMs * BASELINE_RISE) this.minRtt = fleetMs
       try {
-        this.sharedBaseline.publish(measured)
+        this.sharedBaseline.publish(this.minRtt)
       } catch {
         // A share that fails is the share's to report; the limit goes on with its own baseline.
       }
