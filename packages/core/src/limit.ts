@@ -211,6 +211,14 @@ const REPEAT_GRID_MS = 250
 // update interval. A loop that stays stalled (CPU overload from the start) gets a baseline anyway.
 const MAX_STALLED_FIRST_INTERVALS = 10
 const neverStalled = (): number => Number.NEGATIVE_INFINITY
+// A shared baseline more than this many times the first interval's service time is not taken.
+const FLEET_BASELINE_MAX_RATIO = 4
+
+/** Swallows the rejection of a promise a share returned where nothing waits for it. */
+function ignoreRejection(value: unknown): void {
+  if (typeof (value as PromiseLike<unknown> | null)?.then === 'function')
+    (value as PromiseLike<unknown>).then(undefined, () => {})
+}
 // How much faster than a first, unprobed baseline an interval must run to replace it: warming code
 // inflates the first intervals by half or more (Koa here: 15-25 ms medians for 10 ms queries once the
 // stalls are passed over), chance moves medians of varied service times by less.
@@ -470,8 +478,6 @@ export class GradientLimit implements ConcurrencyLimit {
   stop(): void {}
 
   private update(now: number): void {
-    if (this.minRtt === Number.POSITIVE_INFINITY && this.sharedBaseline !== undefined)
-      this.adoptSharedBaseline(now, this.sharedBaseline)
     if (
       this.minRtt === Number.POSITIVE_INFINITY &&
       this.stalledIntervals < MAX_STALLED_FIRST_INTERVALS &&
@@ -490,6 +496,10 @@ export class GradientLimit implements ConcurrencyLimit {
       return
     }
     const rtt = this.samples.percentile(this.percentile)
+    // After the stall check: an interval the loop stalled in is passed over, shared baseline or not
+    // (judged against the fleet's 10 ms, a cold joiner's 40-60 ms compile stalls halved its limit).
+    if (this.minRtt === Number.POSITIVE_INFINITY && this.sharedBaseline !== undefined)
+      this.adoptSharedBaseline(now, this.sharedBaseline, rtt)
     const maxInFlight = this.samples.maxInFlight
     const fresh = this.samples.stale <= this.samples.seen / 2
     const completed = this.samples.seen
@@ -546,14 +556,19 @@ export class GradientLimit implements ConcurrencyLimit {
    * took the pool from them. Trusted as a probed baseline (no early probe: one off the fleet's
    * schedule measures the same queue); the next probe is the fleet's next common one.
    */
-  private adoptSharedBaseline(now: number, shared: SharedBaseline): void {
-    let fleetMs: number | undefined
+  private adoptSharedBaseline(now: number, shared: SharedBaseline, rtt: number): void {
+    let fleetMs: unknown
     try {
       fleetMs = shared.current()
     } catch {
       return
     }
+    ignoreRejection(fleetMs)
+    // A fleet's no-load time far above what this instance's requests take is not this instance's
+    // downstream (a key shared by mistake, a unit slip): judged against it, the limit would double
+    // every interval until the next probe.
     if (typeof fleetMs !== 'number' || !Number.isFinite(fleetMs) || fleetMs <= 0) return
+    if (fleetMs > FLEET_BASELINE_MAX_RATIO * Math.max(rtt, MIN_SERVICE_MS)) return
     this.minRtt = Math.max(fleetMs, MIN_SERVICE_MS)
     this.baselineProvisional = false
     this.nextProbeAt = this.onGrid(now, this.probeIntervalMs)
@@ -633,7 +648,8 @@ export class GradientLimit implements ConcurrencyLimit {
     this.baselineProvisional = false
     if (this.sharedBaseline !== undefined) {
       try {
-        this.sharedBaseline.publish(this.minRtt)
+        // Typed void, but an async publish type-checks too: its rejection must not go unhandled.
+        ignoreRejection(this.sharedBaseline.publish(this.minRtt))
       } catch {
         // A share that fails is the share's to report; the limit goes on with its own baseline.
       }

@@ -1,6 +1,6 @@
 import type { Clock } from './clock.js'
 import { InvalidOptionError } from './errors.js'
-import { numberOption } from './validate.js'
+import { assertKnownKeys, assertObject, numberOption } from './validate.js'
 
 /**
  * The no-load service time of a downstream that the instances of a fleet share (one database behind
@@ -9,8 +9,9 @@ import { numberOption } from './validate.js'
  * lets it take the pool from them (simulated: five instances joining ten at 2× held Σ limits at 6.9 P,
  * Jain's index 0.66). With a shared baseline it starts from the fleet's and probes with it.
  *
- * Both methods are called from the limit's update, on the request path: they must not block or throw.
- * `current` answers from what was fetched before; `publish` sends and forgets.
+ * Both methods are called from the limit's update, on the request path: they must not block or throw,
+ * and answer synchronously (`current` from what was fetched before; `publish` sends and forgets). A
+ * promise either returns is not waited for, and its rejection is ignored.
  */
 export interface SharedBaseline {
   /** The fleet's no-load service time in ms (the median of its members' fresh baselines), or undefined. */
@@ -38,6 +39,8 @@ export class MemoryBaselineBoard {
   private members = 0
 
   constructor(options: MemoryBaselineBoardOptions = {}) {
+    assertObject('options', options as unknown)
+    assertKnownKeys('', options, ['ttlMs', 'clock'] satisfies (keyof MemoryBaselineBoardOptions)[])
     this.ttlMs = numberOption('ttlMs', options.ttlMs, 30_000, 1)
     const clock = options.clock ?? { now: () => performance.now() }
     if (typeof clock !== 'object' || clock === null || typeof clock.now !== 'function')

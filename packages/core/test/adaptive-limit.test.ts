@@ -757,6 +757,46 @@ describe('GradientLimit unit behaviour', () => {
       }
     })
 
+    it('ignores a promise either method returns, and its rejection', async () => {
+      // An async share type-checks: a function returning a promise is assignable to one returning void.
+      const publish: (ms: number) => void = () => Promise.reject(new Error('redis down'))
+      const shared = { current: () => Promise.reject(new Error('redis down')) as unknown as number, publish }
+      const { baselines, limit, serve } = joiner(shared, 0, 12, 400)
+      expect(baselines.find(Number.isFinite)).toBe(12)
+      serve(3000, 12) // probes publish: each rejection is handled, or Vitest reports it
+      expect(limit.baselineMs).toBe(12)
+      await new Promise((resolve) => setImmediate(resolve))
+    })
+
+    it("does not take a fleet's baseline more than four times what its own requests take", () => {
+      // Not this instance's downstream (a key shared by mistake, seconds for milliseconds).
+      expect(joiner(share(50).shared, 0, 12, 400).baselines.find(Number.isFinite)).toBe(12)
+      expect(joiner(share(40).shared, 0, 12, 400).baselines.find(Number.isFinite)).toBe(40)
+    })
+
+    it('passes over a first interval its event loop stalled in before it takes the fleet’s baseline', () => {
+      // A cold joiner's first requests wait for code compiling: judged against the fleet's 10 ms,
+      // that interval would halve its limit.
+      const clock = new ManualClock(0)
+      const limits: number[] = []
+      const limit = new GradientLimit(
+        { initialLimit: 10, probeIntervalMs: 2000, sharedBaseline: share(10).shared },
+        0,
+        seededRandom(3),
+        (_, next) => limits.push(next),
+        0,
+        () => Math.min(clock.now(), 199), // stalls until 199 ms, then never again
+      )
+      for (let i = 0; i < 400; i++) {
+        clock.advance(1)
+        const rtt = clock.now() < 200 ? 50 : 10
+        limit.onSample(clock.now() - rtt, rtt, limit.value)
+      }
+      expect(limit.baselineMs).toBe(10)
+      // Nothing halved it: only the 10 ms intervals were judged, and they grow it.
+      expect(Math.min(10, ...limits)).toBe(10)
+    })
+
     it('is refused unless it has current() and publish()', () => {
       for (const bad of [null, 10, 'redis', {}, { current: () => 10 }, { publish: () => {} }]) {
         expect(() => makeController({ maxConcurrency: { sharedBaseline: bad as never } })).toThrow(

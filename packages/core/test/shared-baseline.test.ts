@@ -42,5 +42,7 @@ describe('MemoryBaselineBoard', () => {
   it('refuses invalid options, naming them', () => {
     expect(() => new MemoryBaselineBoard({ ttlMs: 0 })).toThrow(/`ttlMs`/)
     expect(() => new MemoryBaselineBoard({ clock: {} as never })).toThrow(/`clock`.*now\(\)/)
+    expect(() => new MemoryBaselineBoard({ ttl: 5000 } as never)).toThrow(/`ttl`.*`ttlMs`/)
+    expect(() => new MemoryBaselineBoard(null as never)).toThrow(/`options`/)
   })
 })

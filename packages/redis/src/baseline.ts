@@ -35,6 +35,7 @@ const OPTION_KEYS: readonly string[] = Object.keys({
 
 const COMMAND = 'backpressureSharedBaseline'
 const MAX_MS = 1e12
+const MAX_TIMER_MS = 2 ** 31 - 1
 
 type BaselineCommand = (key: string, id: string, ms: string, ttl: number) => Promise<string[]>
 
@@ -67,6 +68,9 @@ export class RedisSharedBaseline implements SharedBaseline {
   /** The background read, while under way: one at a time. */
   private reading: Promise<number | undefined> | undefined
   private readonly timer: NodeJS.Timeout
+  /** Commands sent and not yet answered: close() waits for them before it removes this field. */
+  private readonly inFlight = new Set<Promise<unknown>>()
+  private closed = false
 
   constructor(options: RedisSharedBaselineOptions) {
     if (typeof options !== 'object' || options === null || Array.isArray(options)) {
@@ -77,7 +81,8 @@ export class RedisSharedBaseline implements SharedBaseline {
     const key = options.key ?? 'bp:baseline'
     if (typeof key !== 'string' || key === '') throw new InvalidOptionError('key', 'a non-empty string', key)
     this.ttl = msOption('ttl', options.ttl, 30_000)
-    this.refreshInterval = msOption('refreshInterval', options.refreshInterval, 5_000)
+    // At most what a Node timer takes: setInterval runs a longer delay every millisecond.
+    this.refreshInterval = msOption('refreshInterval', options.refreshInterval, 5_000, MAX_TIMER_MS)
     const reportError = options.reportError
     if (reportError !== undefined && typeof reportError !== 'function') {
       throw new InvalidOptionError('reportError', 'a function', reportError)
@@ -91,13 +96,16 @@ export class RedisSharedBaseline implements SharedBaseline {
     // Read now, and every refreshInterval: a limit asks once, at its first update, which comes when
     // its first requests do (about 100 ms from now, or whenever a balancer first sends it traffic),
     // and must be answered at once with what the fleet knows then. Unref'd: it never keeps a process up.
-    void this.refresh()
-    this.timer = setInterval(() => {
-      this.reading ??= this.refresh().finally(() => {
-        this.reading = undefined
-      })
-    }, this.refreshInterval)
+    this.readInBackground()
+    this.timer = setInterval(() => this.readInBackground(), this.refreshInterval)
     this.timer.unref()
+  }
+
+  private readInBackground(): void {
+    this.reading ??= this.refresh().then((fleetMs) => {
+      this.reading = undefined
+      return fleetMs
+    })
   }
 
   /** The fleet's baseline in ms as last read, or undefined. Never waits. */
@@ -110,18 +118,25 @@ export class RedisSharedBaseline implements SharedBaseline {
    * to the fleet's baseline after the write, or undefined; never rejects.
    */
   publish(baselineMs: number): Promise<number | undefined> {
-    if (!Number.isFinite(baselineMs) || baselineMs <= 0) return Promise.resolve(this.fleetMs)
+    if (this.closed || !Number.isFinite(baselineMs) || baselineMs <= 0) return Promise.resolve(this.fleetMs)
     return this.run(String(baselineMs))
   }
 
   /** Reads the fleet's baseline now; resolves to it, or undefined. Never rejects. */
   refresh(): Promise<number | undefined> {
+    if (this.closed) return Promise.resolve(this.current())
     return this.run('')
   }
 
-  /** Stops reading, and removes this instance's baseline (when it shuts down) so the fleet stops counting it at once. */
+  /**
+   * Stops reading and writing (a probe that ends while the server drains publishes nothing), waits
+   * for the commands already sent, and removes this instance's baseline, so the fleet stops counting
+   * it then rather than `ttl` later. Never rejects.
+   */
   async close(): Promise<void> {
+    this.closed = true
     clearInterval(this.timer)
+    await Promise.all(this.inFlight)
     try {
       await this.client.hdel(this.key, this.id)
     } catch (error) {
@@ -131,8 +146,10 @@ export class RedisSharedBaseline implements SharedBaseline {
 
   private run(ms: string): Promise<number | undefined> {
     const startedAt = performance.now()
-    return this.command(this.key, ms === '' ? '' : this.id, ms, this.ttl).then(
-      (fresh) => {
+    const sent = this.command(this.key, ms === '' ? '' : this.id, ms, this.ttl)
+      .then((fresh) => {
+        if (!Array.isArray(fresh))
+          throw new TypeError(`${COMMAND}: expected an array reply, got ${typeof fresh}`)
         const fleetMs = median(fresh.map(Number).filter((v) => Number.isFinite(v) && v > 0))
         // Replies on two connections (a Cluster's) may arrive out of order: keep the newest read.
         if (startedAt >= this.readAt) {
@@ -140,12 +157,14 @@ export class RedisSharedBaseline implements SharedBaseline {
           this.readAt = startedAt
         }
         return fleetMs
-      },
-      (error: unknown) => {
+      })
+      .catch((error: unknown) => {
         this.report(error)
         return undefined
-      },
-    )
+      })
+      .finally(() => this.inFlight.delete(sent))
+    this.inFlight.add(sent)
+    return sent
   }
 
   private report(error: unknown): void {
@@ -158,10 +177,10 @@ export class RedisSharedBaseline implements SharedBaseline {
   }
 }
 
-function msOption(name: string, value: unknown, fallback: number): number {
+function msOption(name: string, value: unknown, fallback: number, max = MAX_MS): number {
   if (value === undefined) return fallback
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > MAX_MS) {
-    throw new InvalidOptionError(name, `an integer from 1 to ${MAX_MS} (ms)`, value)
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > max) {
+    throw new InvalidOptionError(name, `an integer from 1 to ${max} (ms)`, value)
   }
   return value
 }

@@ -40,18 +40,17 @@ describe.skipIf(!redisAvailable)(
 
     it('forgets baselines older than ttl (Redis time), and the key expires with the last of them', async () => {
       const key = `bl${keys++}`
-      const old = new RedisSharedBaseline({ client: connect(), key, ttl: 150 })
+      const old = new RedisSharedBaseline({ client: connect(), key, ttl: 1000 })
       await old.publish(10)
-      await old.refresh()
-      await sleep(100)
-      const recent = new RedisSharedBaseline({ client: connect(), key, ttl: 150 })
+      await sleep(500)
+      const recent = new RedisSharedBaseline({ client: connect(), key, ttl: 1000 })
       await recent.publish(20)
       expect(await recent.refresh()).toBe(15)
-      await sleep(80)
+      await sleep(700) // the old one is 1.2 s old, the recent one 0.7 s
       expect(await recent.refresh()).toBe(20)
       const left = await connect().hgetall(key)
       expect(Object.keys(left)).toEqual([recent.id])
-      await sleep(200)
+      await sleep(1100)
       expect(await recent.refresh()).toBeUndefined()
       expect(await connect().exists(key)).toBe(0)
     })
@@ -60,31 +59,35 @@ describe.skipIf(!redisAvailable)(
       const key = `bl${keys++}`
       const writer = new RedisSharedBaseline({ client: connect(), key })
       // Created long before its limit first asks (an instance the balancer has not sent traffic yet).
-      const share = new RedisSharedBaseline({ client: connect(), key, refreshInterval: 50 })
+      const share = new RedisSharedBaseline({ client: connect(), key, refreshInterval: 1000 })
       expect(await share.refresh()).toBeUndefined()
       await writer.publish(10)
       expect(share.current()).toBeUndefined() // what it read last, at once
-      for (let i = 0; i < 100 && share.current() === undefined; i++) await sleep(20)
+      for (let i = 0; i < 150 && share.current() === undefined; i++) await sleep(20)
       expect(share.current()).toBe(10)
       await writer.publish(30) // the writer's one field: the fleet's baseline is now 30
-      for (let i = 0; i < 100 && share.current() === 10; i++) await sleep(20)
+      for (let i = 0; i < 150 && share.current() === 10; i++) await sleep(20)
       expect(share.current()).toBe(30)
       // Closed, it reads no more.
       await share.close()
       await writer.publish(40)
-      await sleep(150)
+      await sleep(1200)
       expect(share.current()).toBe(30)
       await writer.close()
     })
 
-    it("close() removes this instance's baseline", async () => {
+    it("close() removes this instance's baseline, and it writes nothing after", async () => {
       const key = `bl${keys++}`
       const [a, b] = [0, 1].map(() => new RedisSharedBaseline({ client: connect(), key }))
       await a!.publish(10)
-      await b!.publish(20)
-      expect(await a!.refresh()).toBe(15)
+      const late = b!.publish(20) // sent, not yet answered: close() waits for it
       await b!.close()
+      await late
       expect(await a!.refresh()).toBe(10)
+      // A probe that ends while the server drains publishes nothing.
+      await b!.publish(30)
+      expect(await a!.refresh()).toBe(10)
+      expect(Object.keys(await connect().hgetall(key))).toEqual([a!.id])
     })
 
     it('with Redis down: current() knows nothing, publish() does not throw, every failure is reported', async () => {
@@ -116,14 +119,14 @@ describe.skipIf(!redisAvailable)(
     it('a value it read stops counting once older than ttl, if Redis stops answering', async () => {
       const key = `bl${keys++}`
       const client = connect({ enableOfflineQueue: false, maxRetriesPerRequest: 0 })
+      if (client.status !== 'ready') await new Promise((resolve) => client.once('ready', resolve))
       const writer = new RedisSharedBaseline({ client: connect(), key })
       await writer.publish(10)
-      await writer.refresh()
-      const share = new RedisSharedBaseline({ client, key, ttl: 100, refreshInterval: 10 })
+      const share = new RedisSharedBaseline({ client, key, ttl: 600, refreshInterval: 10 })
       expect(await share.refresh()).toBe(10)
       client.disconnect()
       expect(share.current()).toBe(10)
-      await sleep(150)
+      await sleep(800)
       expect(share.current()).toBeUndefined()
     })
 
@@ -133,6 +136,10 @@ describe.skipIf(!redisAvailable)(
       expect(() => new RedisSharedBaseline({ client, key: '' })).toThrow(/`key`/)
       expect(() => new RedisSharedBaseline({ client, ttl: 0 })).toThrow(/`ttl`.*0/)
       expect(() => new RedisSharedBaseline({ client, refreshInterval: 1.5 })).toThrow(/`refreshInterval`/)
+      // Past what a Node timer takes (it would fire every millisecond).
+      expect(() => new RedisSharedBaseline({ client, refreshInterval: 2 ** 31 })).toThrow(
+        /`refreshInterval`.*2147483647/,
+      )
       expect(() => new RedisSharedBaseline({ client, reportError: 'log' as never })).toThrow(/`reportError`/)
       expect(() => new RedisSharedBaseline({ client, ttL: 5 } as never)).toThrow(/`ttl`/)
     })
@@ -160,17 +167,25 @@ describe.skipIf(!redisAvailable)(
         })
       const readBy: (number | undefined)[][] = []
       const publishedBy: number[][] = []
+      /** Each server's limit's baseline just after each read (its update takes the answer synchronously). */
+      const baselineAfterReadBy: number[][] = []
       /** A server whose limit shares `key`'s baseline, recording what it reads and publishes. */
       const instance = async () => {
         const share = new RedisSharedBaseline({ client: connect(), key })
         const mine: number[] = []
         const reads: (number | undefined)[] = []
+        const baselines: number[] = []
         publishedBy.push(mine)
         readBy.push(reads)
+        baselineAfterReadBy.push(baselines)
+        // The limit's baseline is not public; read here to see what the read did to it.
+        const limitBaseline = () =>
+          (http.controller as unknown as { limiter: { baselineMs: number } }).limiter.baselineMs
         const shared: SharedBaseline = {
           current: () => {
             const value = share.current()
             reads.push(value)
+            queueMicrotask(() => baselines.push(limitBaseline()))
             return value
           },
           publish: (ms) => {
@@ -233,9 +248,14 @@ describe.skipIf(!redisAvailable)(
       // Its first update asked the fleet, before it had probed itself, and got the first server's.
       // ... and stopped asking once it had the answer: the last thing it read.
       expect(firstServer).toContain(readBy[1]!.at(-1))
+      // ... and its limit took it as its baseline then.
+      expect(baselineAfterReadBy[1]!.at(-1)).toBe(readBy[1]!.at(-1))
       expect(publishedBy[1]!.length).toBeGreaterThan(0)
-      // Both servers' latest baselines are in Redis, one field each.
-      expect((await stored()).sort()).toEqual([firstServer.at(-1), publishedBy[1]!.at(-1)].sort())
+      // Both servers' latest baselines reach Redis, one field each.
+      const latest = () => [firstServer.at(-1), publishedBy[1]!.at(-1)].sort()
+      for (let i = 0; i < 100 && JSON.stringify((await stored()).sort()) !== JSON.stringify(latest()); i++)
+        await sleep(20)
+      expect((await stored()).sort()).toEqual(latest())
     }, 30_000)
   },
 )
