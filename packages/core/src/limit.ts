@@ -214,11 +214,6 @@ const neverStalled = (): number => Number.NEGATIVE_INFINITY
 // A shared baseline more than this many times the first interval's service time is not taken.
 const FLEET_BASELINE_MAX_RATIO = 4
 
-/** Swallows the rejection of a promise a share returned where nothing waits for it. */
-function ignoreRejection(value: unknown): void {
-  if (typeof (value as PromiseLike<unknown> | null)?.then === 'function')
-    (value as PromiseLike<unknown>).then(undefined, () => {})
-}
 // How much faster than a first, unprobed baseline an interval must run to replace it: warming code
 // inflates the first intervals by half or more (Koa here: 15-25 ms medians for 10 ms queries once the
 // stalls are passed over), chance moves medians of varied service times by less.
@@ -768,6 +763,12 @@ export class AimdLimit implements ConcurrencyLimit {
   }
 
   stop(): void {}
+}
+
+/** Swallows the rejection of a promise a share returned where nothing waits for it. */
+function ignoreRejection(value: unknown): void {
+  if (typeof (value as PromiseLike<unknown> | null)?.then === 'function')
+    (value as PromiseLike<unknown>).then(undefined, () => {})
 }
 
 /** The bounds every adaptive limit shares, checked the same way. */

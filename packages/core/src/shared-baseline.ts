@@ -72,7 +72,7 @@ export class MemoryBaselineBoard {
 }
 
 /** The median of `values` (sorted in place), or undefined for none. */
-export function medianOf(values: number[]): number | undefined {
+function medianOf(values: number[]): number | undefined {
   if (values.length === 0) return undefined
   values.sort((a, b) => a - b)
   const mid = values.length >> 1

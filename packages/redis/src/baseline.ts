@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto'
-import { assertKnownKeys, InvalidOptionError, type SharedBaseline } from '@backpressure/core'
+import { InvalidOptionError, type SharedBaseline } from '@backpressure/core'
 import type { Cluster, Redis } from 'ioredis'
-import { ioredisClient } from './client.js'
+import { checkedClient, functionOption, msOption } from './options.js'
 import { BASELINE_SCRIPT } from './script.js'
 
 export interface RedisSharedBaselineOptions {
@@ -34,7 +34,6 @@ const OPTION_KEYS: readonly string[] = Object.keys({
 } satisfies Record<keyof RedisSharedBaselineOptions, true>)
 
 const COMMAND = 'backpressureSharedBaseline'
-const MAX_MS = 1e12
 const MAX_TIMER_MS = 2 ** 31 - 1
 
 type BaselineCommand = (key: string, id: string, ms: string, ttl: number) => Promise<string[]>
@@ -73,20 +72,13 @@ export class RedisSharedBaseline implements SharedBaseline {
   private closed = false
 
   constructor(options: RedisSharedBaselineOptions) {
-    if (typeof options !== 'object' || options === null || Array.isArray(options)) {
-      throw new InvalidOptionError('options', 'an object', options)
-    }
-    assertKnownKeys('', options, OPTION_KEYS)
-    const client = ioredisClient(options.client)
+    const client = checkedClient(options, OPTION_KEYS)
     const key = options.key ?? 'bp:baseline'
     if (typeof key !== 'string' || key === '') throw new InvalidOptionError('key', 'a non-empty string', key)
-    this.ttl = msOption('ttl', options.ttl, 30_000)
+    this.ttl = msOption('ttl', options.ttl) ?? 30_000
     // At most what a Node timer takes: setInterval runs a longer delay every millisecond.
-    this.refreshInterval = msOption('refreshInterval', options.refreshInterval, 5_000, MAX_TIMER_MS)
-    const reportError = options.reportError
-    if (reportError !== undefined && typeof reportError !== 'function') {
-      throw new InvalidOptionError('reportError', 'a function', reportError)
-    }
+    this.refreshInterval = msOption('refreshInterval', options.refreshInterval, MAX_TIMER_MS) ?? 5_000
+    const reportError = functionOption('reportError', options.reportError)
     this.client = client
     this.key = key
     this.reportError = reportError
@@ -175,14 +167,6 @@ export class RedisSharedBaseline implements SharedBaseline {
       // A reporter that throws must not turn a Redis outage into an unhandled rejection.
     }
   }
-}
-
-function msOption(name: string, value: unknown, fallback: number, max = MAX_MS): number {
-  if (value === undefined) return fallback
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > max) {
-    throw new InvalidOptionError(name, `an integer from 1 to ${max} (ms)`, value)
-  }
-  return value
 }
 
 function median(values: number[]): number | undefined {

@@ -1,12 +1,11 @@
 import {
-  assertKnownKeys,
   InvalidOptionError,
   type TokenBucketPolicy,
   type TokenBucketResult,
   type TokenBucketStore,
 } from '@backpressure/core'
 import type { Cluster, Redis } from 'ioredis'
-import { ioredisClient } from './client.js'
+import { checkedClient, functionOption, msOption } from './options.js'
 import { TAKE_SCRIPT } from './script.js'
 
 /** What to answer when Redis cannot: fail the request, or let it through. */
@@ -69,8 +68,6 @@ const OPTION_KEYS: readonly string[] = Object.keys({
 
 // Same tolerance as the memory store: float residue never costs a client a token.
 const EPSILON = 1e-9
-// Longest PEXPIRE the script writes (about 31 years); `ttl` must stay within it.
-const MAX_TTL_MS = 1e12
 // A name unlikely to clash with the user's own defineCommand names on a shared client.
 const COMMAND = 'backpressureTokenBucketTake'
 
@@ -109,20 +106,10 @@ export class RedisTokenBucketStore implements TokenBucketStore<Promise<TokenBuck
   private readonly minTtlArg: string
 
   constructor(options: RedisTokenBucketStoreOptions) {
-    if (typeof options !== 'object' || options === null || Array.isArray(options)) {
-      throw new InvalidOptionError('options', 'an object', options)
-    }
-    assertKnownKeys('', options, OPTION_KEYS)
-    const client = ioredisClient(options.client)
+    const client = checkedClient(options, OPTION_KEYS)
     const prefix = options.prefix ?? 'bp:tb:'
     if (typeof prefix !== 'string') throw new InvalidOptionError('prefix', 'a string', prefix)
-    const ttl = options.ttl
-    if (
-      ttl !== undefined &&
-      (typeof ttl !== 'number' || !Number.isInteger(ttl) || ttl < 1 || ttl > MAX_TTL_MS)
-    ) {
-      throw new InvalidOptionError('ttl', `an integer from 1 to ${MAX_TTL_MS} (ms)`, ttl)
-    }
+    const ttl = msOption('ttl', options.ttl)
     const time = options.time ?? 'redis'
     if (time !== 'redis' && time !== 'caller') {
       throw new InvalidOptionError('time', "'redis' or 'caller'", time)
@@ -131,10 +118,7 @@ export class RedisTokenBucketStore implements TokenBucketStore<Promise<TokenBuck
     if (onError !== 'reject' && onError !== 'allow') {
       throw new InvalidOptionError('onError', "'reject' or 'allow'", onError)
     }
-    const reportError = options.reportError
-    if (reportError !== undefined && typeof reportError !== 'function') {
-      throw new InvalidOptionError('reportError', 'a function', reportError)
-    }
+    const reportError = functionOption('reportError', options.reportError)
 
     this.client = client
     this.prefix = prefix
